@@ -1,0 +1,161 @@
+"""Admin for offers, coupons, members, redemptions, jobs and API keys; actions call the services."""
+from django.contrib import admin, messages
+
+from coupons import services
+from coupons.errors import ApplicationError
+from coupons.models import (
+    ApiKey,
+    Coupon,
+    Distributor,
+    Job,
+    Location,
+    Member,
+    Merchant,
+    Offer,
+    Redemption,
+    Site,
+)
+
+
+def run_service(modeladmin, request, action, *, success: str) -> bool:
+    """Call a service; show its ApplicationError as an admin message instead of a 500."""
+    try:
+        action()
+    except ApplicationError as error:
+        modeladmin.message_user(request, error.message, level=messages.ERROR)
+        return False
+    modeladmin.message_user(request, success, level=messages.SUCCESS)
+    return True
+
+
+@admin.register(Merchant)
+class MerchantAdmin(admin.ModelAdmin):
+    list_display = ("id", "name", "created_at")
+    search_fields = ("name",)
+
+
+@admin.register(Distributor)
+class DistributorAdmin(admin.ModelAdmin):
+    list_display = ("id", "name", "created_at")
+    search_fields = ("name",)
+
+
+@admin.register(Site)
+class SiteAdmin(admin.ModelAdmin):
+    list_display = ("id", "name", "merchant", "timezone", "uuid")
+    search_fields = ("name", "uuid")
+    autocomplete_fields = ("merchant",)
+    readonly_fields = ("uuid",)
+
+
+@admin.register(Location)
+class LocationAdmin(admin.ModelAdmin):
+    list_display = ("id", "name", "site")
+    search_fields = ("name",)
+    autocomplete_fields = ("site",)
+
+
+@admin.register(Member)
+class MemberAdmin(admin.ModelAdmin):
+    list_display = ("id", "member_no", "email", "external_id", "created_at")
+    search_fields = ("=id", "member_no", "email", "external_id", "=uuid")
+    readonly_fields = ("uuid", "created_at")
+
+
+@admin.register(Offer)
+class OfferAdmin(admin.ModelAdmin):
+    list_display = ("id", "name", "merchant", "coupon_type", "discount_value", "active_status", "start_date",
+                    "finish_date")  # fmt: skip
+    list_filter = ("active_status", "coupon_type", "merchant", "site")
+    search_fields = ("name", "external_id", "=id", "=uuid")
+    autocomplete_fields = ("merchant", "site", "distributors")
+    readonly_fields = ("uuid", "public_token", "created_at", "updated_at")
+    date_hierarchy = "created_at"
+
+    def save_model(self, request, obj, form, change):
+        # Business rules live in the services; the form's cleaned values are handed over as is.
+        fields = {name: form.cleaned_data[name] for name in form.changed_data if name in services.OFFER_FIELDS}
+        try:
+            if change:
+                services.offer_update(offer=obj, **fields)
+            else:
+                fields = {n: form.cleaned_data[n] for n in form.cleaned_data if n in services.OFFER_FIELDS}
+                saved = services.offer_create(merchant=obj.merchant, **fields)
+                obj.pk, obj.id, obj.uuid, obj.public_token = saved.pk, saved.id, saved.uuid, saved.public_token
+        except ApplicationError as error:
+            self.message_user(request, f"{error.message} {error.fields or ''}", level=messages.ERROR)
+            raise _AdminAbort from error
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except _AdminAbort:
+            from django.http import HttpResponseRedirect
+
+            return HttpResponseRedirect(request.get_full_path())
+
+
+class _AdminAbort(Exception):
+    """A service refused the save; the message is already shown."""
+
+
+@admin.register(Coupon)
+class CouponAdmin(admin.ModelAdmin):
+    list_display = ("code", "offer", "member", "status", "times_redeemed", "max_redemptions", "issued_at",
+                    "expires_at")  # fmt: skip
+    list_filter = ("status", ("offer", admin.RelatedOnlyFieldListFilter), "issued_at", "expires_at")
+    search_fields = ("=code", "member__member_no", "member__email", "identifier")
+    autocomplete_fields = ("offer", "member")
+    readonly_fields = ("uuid", "times_redeemed", "job", "created_at", "updated_at", "viewed_at")
+    list_select_related = ("offer", "member")
+    show_full_result_count = False  # counting millions of codes on every page load is slow
+    actions = ["deactivate"]
+
+    @admin.action(description="Deactivate the selected codes")
+    def deactivate(self, request, queryset):
+        for coupon in queryset:
+            services.coupon_deactivate(coupon=coupon)
+        self.message_user(request, f"{queryset.count()} codes deactivated.")
+
+
+@admin.register(Redemption)
+class RedemptionAdmin(admin.ModelAdmin):
+    list_display = ("id", "coupon", "order_id", "order_value", "currency", "discount_amount", "location",
+                    "redeemed_at", "rolled_back_at")  # fmt: skip
+    list_filter = ("redeemed_at", "rolled_back_at", "currency", "merchant")
+    search_fields = ("order_id", "=coupon__code", "member__member_no", "member__email")
+    autocomplete_fields = ("coupon", "member", "location", "merchant", "distributor")
+    readonly_fields = [f.name for f in Redemption._meta.fields]
+    list_select_related = ("coupon", "location")
+    actions = ["rollback"]
+
+    def has_add_permission(self, request):
+        return False  # redemptions come from the API, one row per use
+
+    @admin.action(description="Roll back the selected redemptions (order cancelled)")
+    def rollback(self, request, queryset):
+        for redemption in queryset:
+            run_service(
+                self, request, lambda r=redemption: services.redemption_rollback(redemption=r),
+                success=f"Redemption {redemption.id} rolled back.",
+            )  # fmt: skip
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = ("id", "kind", "offer", "state", "done", "total", "created_at", "finished_at")
+    list_filter = ("state", "kind")
+    search_fields = ("=id", "offer__name")
+    readonly_fields = [f.name for f in Job._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ("name", "prefix", "merchant", "distributor", "scopes", "created_at", "last_used_at", "revoked_at")
+    list_filter = ("revoked_at",)
+    search_fields = ("name", "prefix")
+    autocomplete_fields = ("merchant", "distributor")
+    readonly_fields = ("prefix", "created_at", "last_used_at")

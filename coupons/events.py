@@ -1,0 +1,129 @@
+"""Webhook events of coupons: the data snapshot every vendor format renders, recorded via the outbox."""
+
+from collections.abc import Iterable, Sequence
+
+from webhooks.outbox import event_record
+
+CREATED_CHUNK = 500  # coupon.created carries at most this many codes a message
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _amount(value) -> str | None:
+    return None if value is None else f"{value:.2f}"
+
+
+def offer_snapshot(offer) -> dict:
+    return {
+        "id": offer.id,
+        "uuid": str(offer.uuid),
+        "external_id": offer.external_id,
+        "name": offer.name,
+        "merchant_id": offer.merchant_id,
+        "active_status": offer.active_status,
+        "start_date": _iso(offer.start_date),
+        "finish_date": _iso(offer.finish_date),
+        "coupon_type": offer.coupon_type,
+        "discount_value": _amount(offer.discount_value),
+        "currency": offer.currency,
+        "applicable_on": offer.applicable_on,
+        "applicable_filters": [str(f) for f in offer.applicable_filters or []],
+        "min_order_amount": _amount(offer.min_order_amount),
+        "usage_limit_type": offer.usage_limit_type,
+        "expiry_type": offer.expiry_type,
+        "expiry_value": offer.expiry_value,
+        "expiry_unit": offer.expiry_unit,
+    }
+
+
+def site_snapshot(site) -> dict:
+    return {"uuid": str(site.uuid), "name": site.name, "timezone": site.timezone}
+
+
+def member_snapshot(member) -> dict | None:
+    if member is None:
+        return None
+    return {
+        "id": member.id,
+        "member_no": member.member_no,
+        "external_id": member.external_id,
+        "uuid": str(member.uuid),
+        "email": member.email,
+        "attributes": member.attributes or {},
+    }
+
+
+def coupon_snapshot(coupon, member=None) -> dict:
+    discount = coupon.discount_value if coupon.discount_value is not None else coupon.offer.discount_value
+    return {
+        "id": coupon.id,
+        "uuid": str(coupon.uuid),
+        "code": coupon.code,
+        "member_id": coupon.member_id,
+        "member_no": member.member_no if member else None,
+        "identifier": coupon.identifier,
+        "session_id": coupon.session_id,
+        "competition_entry_id": str(coupon.competition_entry_id) if coupon.competition_entry_id else None,
+        "issued_at": _iso(coupon.issued_at),
+        "expires_at": _iso(coupon.expires_at),
+        "updated_at": _iso(coupon.updated_at),
+        "discount_value": _amount(discount),
+    }
+
+
+def redemption_snapshot(
+    *,
+    redemption_id,
+    order_id,
+    order_value,
+    currency,
+    discount_amount,
+    redeemed_at,
+    location,
+    merchant_id,
+    distributor_id,
+) -> dict:
+    return {
+        "id": redemption_id,
+        "order_id": order_id,
+        "order_value": _amount(order_value),
+        "currency": currency,
+        "discount_amount": _amount(discount_amount),
+        "redeemed_at": _iso(redeemed_at),
+        "location": location.name if location else None,
+        "merchant_id": merchant_id,
+        "distributor_id": distributor_id,
+    }
+
+
+def _base(offer) -> dict:
+    return {"site": site_snapshot(offer.site), "offer": offer_snapshot(offer)}
+
+
+def record_coupon_event(event_type: str, coupon, *, session_id=None, redemption=None, error=None):
+    """Record one event about one coupon (issued, viewed, redeemed, redemption_failed)."""
+    member = coupon.member
+    data = _base(coupon.offer) | {
+        "coupon": coupon_snapshot(coupon, member),
+        "member": member_snapshot(member),
+        "session_id": session_id or coupon.session_id,
+        "redemption": redemption,
+        "error": error,
+    }
+    return event_record(event_type=event_type, offer=coupon.offer, data=data)
+
+
+def record_coupons_created(offer, coupons: Sequence, members_by_id: dict | None = None) -> None:
+    """Record coupon.created in messages of at most CREATED_CHUNK codes."""
+    members_by_id = members_by_id or {}
+    base = _base(offer)
+    for chunk in _chunks(coupons, CREATED_CHUNK):
+        data = base | {"coupons": [coupon_snapshot(c, members_by_id.get(c.member_id)) for c in chunk]}
+        event_record(event_type="coupon.created", offer=offer, data=data)
+
+
+def _chunks(items: Sequence, size: int) -> Iterable[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

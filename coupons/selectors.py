@@ -1,0 +1,106 @@
+"""Reads that span relations: what an owner may see, code look-ups, offer statistics."""
+
+from dataclasses import dataclass
+
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
+
+from coupons.errors import not_found
+from coupons.models import Coupon, CouponStatus, Merchant, Offer, Redemption
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who is acting: a merchant, a distributor, both, or neither (staff in the admin sees everything)."""
+
+    merchant_id: int | None = None
+    distributor_id: int | None = None
+
+    @property
+    def is_staff(self) -> bool:
+        return self.merchant_id is None and self.distributor_id is None
+
+
+STAFF = Owner()
+
+
+def offers_visible_to(owner: Owner) -> QuerySet[Offer]:
+    """Offers an owner may touch: a merchant's own, or those a distributor is authorised for."""
+    offers = Offer.objects.all()
+    if owner.merchant_id is not None:
+        offers = offers.filter(merchant_id=owner.merchant_id)
+    if owner.distributor_id is not None:
+        offers = offers.filter(distributors__id=owner.distributor_id)
+    return offers
+
+
+def offer_get(*, owner: Owner, offer_id) -> Offer:
+    try:
+        return offers_visible_to(owner).select_related("site", "merchant").get(pk=int(offer_id))
+    except (Offer.DoesNotExist, ValueError, TypeError, OverflowError):
+        raise not_found("Offer") from None
+
+
+def coupon_get_by_code(*, owner: Owner, code: str) -> Coupon:
+    """The coupon of a code within the owner's offers; anything else is not found."""
+    coupon = (
+        Coupon.objects.select_related("offer", "offer__site", "member").filter(code=code).first()
+        if isinstance(code, str) and 0 < len(code) <= 64
+        else None
+    )
+    if coupon is None or not _offer_visible(owner, coupon.offer):
+        raise not_found("Code")
+    return coupon
+
+
+def _offer_visible(owner: Owner, offer: Offer) -> bool:
+    if owner.merchant_id is not None and offer.merchant_id != owner.merchant_id:
+        return False
+    if owner.distributor_id is not None:
+        return offer.distributors.filter(id=owner.distributor_id).exists()
+    return True
+
+
+def redemptions_visible_to(owner: Owner) -> QuerySet[Redemption]:
+    return Redemption.objects.filter(coupon__offer__in=offers_visible_to(owner))
+
+
+def merchant_default_site(merchant: Merchant):
+    return merchant.sites.order_by("id").first()
+
+
+def offer_stats(offer: Offer) -> dict:
+    """Funnel, redemption rate, discount given and redemptions per day, all in aggregate queries."""
+    counts = Coupon.objects.filter(offer=offer).aggregate(
+        total=Count("id"),
+        issued=Count("id", filter=Q(issued_at__isnull=False)),
+        viewed=Count("id", filter=Q(viewed_at__isnull=False)),
+        redeemed=Count("id", filter=Q(times_redeemed__gt=0)),
+        expired=Count("id", filter=Q(status=CouponStatus.EXPIRED)),
+    )
+    live = Redemption.objects.filter(coupon__offer=offer, rolled_back_at__isnull=True)
+    totals = live.aggregate(
+        redemptions=Count("id"), discount=Sum("discount_amount"), revenue=Sum("order_value")
+    )
+    per_day = (
+        live.annotate(day=TruncDate("redeemed_at"))
+        .values("day")
+        .annotate(count=Count("id"), discount=Sum("discount_amount"))
+        .order_by("day")
+    )
+    issued = counts["issued"]
+    return {
+        "codes": counts["total"],
+        "issued": issued,
+        "viewed": counts["viewed"],
+        "redeemed": counts["redeemed"],
+        "expired": counts["expired"],
+        "redemptions": totals["redemptions"],
+        "redemption_rate": round(counts["redeemed"] / issued, 4) if issued else 0.0,
+        "discount_given": totals["discount"] or 0,
+        "order_value": totals["revenue"] or 0,
+        "redemptions_per_day": [
+            {"date": row["day"].isoformat(), "count": row["count"], "discount": row["discount"]}
+            for row in per_day
+        ],
+    }

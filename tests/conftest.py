@@ -1,0 +1,30 @@
+"""Shared fixtures: a merchant's world (site, offers, members), API clients and capture of on-commit hooks."""
+import pytest
+from django.db import connection
+
+from tests import factories
+
+
+@pytest.fixture
+def merchant(db):
+    return factories.MerchantFactory()
+
+
+@pytest.fixture
+def site(merchant):
+    return factories.SiteFactory(merchant=merchant)
+
+
+@pytest.fixture
+def offer(site):
+    return factories.OfferFactory(site=site, merchant=site.merchant)
+
+
+@pytest.fixture
+def member(db):
+    return factories.MemberFactory()
+
+
+@pytest.fixture
+def is_postgres() -> bool:
+    return connection.vendor == "postgresql"

@@ -1,0 +1,150 @@
+"""Subscriptions, events (what happened, once), deliveries (event x subscription) and attempts."""
+
+import base64
+import secrets
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+
+def new_signing_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def format_choices() -> list[tuple[str, str]]:
+    from webhooks.formats import FORMAT_CHOICES
+
+    return FORMAT_CHOICES
+
+
+class Subscription(models.Model):
+    """A URL that receives chosen coupon events in one vendor's format."""
+
+    class HttpMethod(models.TextChoices):
+        POST = "POST", "POST"
+        GET = "GET", "GET"
+
+    id = models.AutoField(primary_key=True)
+    name = models.CharField(max_length=200, blank=True, default="")
+    url = models.URLField(max_length=2000)
+    format = models.CharField(max_length=30, choices=format_choices, default="standard")
+    events = models.JSONField(default=list)
+    http_method = models.CharField(max_length=4, choices=HttpMethod.choices, default=HttpMethod.POST)
+    params = models.JSONField(
+        default=dict, blank=True, help_text='Uniqodo callback: {"parameter name": "data item"}'
+    )
+    headers = models.JSONField(default=dict, blank=True, help_text="Extra request headers.")
+    merchant = models.ForeignKey(
+        "coupons.Merchant", on_delete=models.CASCADE, null=True, blank=True, related_name="subscriptions"
+    )
+    distributor = models.ForeignKey(
+        "coupons.Distributor", on_delete=models.CASCADE, null=True, blank=True, related_name="subscriptions"
+    )
+    offers = models.ManyToManyField("coupons.Offer", blank=True, related_name="subscriptions")
+    site = models.ForeignKey(
+        "coupons.Site", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    secret = models.CharField(max_length=100, default=new_signing_secret, editable=False)
+    previous_secret = models.CharField(max_length=100, blank=True, default="", editable=False)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    active = models.BooleanField(default=True)
+    disabled_reason = models.CharField(max_length=500, blank=True, default="")
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    failing_since = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name or f"{self.format} → {self.url}"
+
+    def signing_secrets(self, now=None) -> list[str]:
+        """The current secret, plus the previous one while a rotation's grace period lasts."""
+        now = now or timezone.now()
+        keys = [self.secret]
+        if self.previous_secret and self.previous_secret_expires_at and self.previous_secret_expires_at > now:
+            keys.append(self.previous_secret)
+        return keys
+
+
+class Event(models.Model):
+    """Something that happened to coupons, with the data snapshot every format renders."""
+
+    id = models.BigAutoField(primary_key=True)
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    type = models.CharField(max_length=40, db_index=True)
+    offer = models.ForeignKey(
+        "coupons.Offer", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    data = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.uuid}"
+
+
+class Delivery(models.Model):
+    """One event to one subscription; retries are scheduled here, never in the broker."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    id = models.BigAutoField(primary_key=True)
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="deliveries")
+    message_id = models.CharField(
+        max_length=64, help_text="webhook-id: stable across retries of one message."
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "deliveries"
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="delivery_due_idx"),
+            models.Index(fields=["subscription", "status"], name="delivery_sub_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Delivery {self.id} ({self.status})"
+
+
+class Attempt(models.Model):
+    """One HTTP try of a delivery, kept for the log and replay."""
+
+    class Trigger(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        MANUAL = "manual", "Manual"
+
+    id = models.BigAutoField(primary_key=True)
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_log")
+    started_at = models.DateTimeField(default=timezone.now)
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.SCHEDULED)
+    request_method = models.CharField(max_length=4, default="POST")
+    request_url = models.TextField(default="")
+    request_body = models.TextField(blank=True, default="")
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    response_excerpt = models.TextField(blank=True, default="")
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"Attempt {self.id} ({self.status_code or self.error[:30]})"
