@@ -1,0 +1,34 @@
+"""The cluster's periodic work, created idempotently after every migrate."""
+from datetime import timedelta
+
+from django.utils import timezone
+
+# name -> (task path, minutes between runs). Sweeps skip missed slots after downtime (catch_up False):
+# one run catches up on everything anyway.
+SCHEDULES: dict[str, tuple[str, int]] = {
+    "coupons: expire codes": ("coupons.tasks.coupons_expire_task", 5),
+}
+
+
+def schedules_ensure(**kwargs) -> None:
+    """Create or update every schedule by name (django-q2's table has no unique name, so never insert twice)."""
+    from django_q.models import Schedule
+
+    now = timezone.now()
+    for name, (func, minutes) in SCHEDULES.items():
+        Schedule.objects.update_or_create(
+            name=name,
+            defaults={
+                "func": func,
+                "schedule_type": Schedule.MINUTES,
+                "minutes": minutes,
+                "repeats": -1,
+            },
+            create_defaults={
+                "func": func,
+                "schedule_type": Schedule.MINUTES,
+                "minutes": minutes,
+                "repeats": -1,
+                "next_run": now + timedelta(seconds=30),
+            },
+        )
