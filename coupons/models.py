@@ -192,6 +192,7 @@ class Offer(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        permissions = [("view_report", "Can view offer reports")]
         constraints = [
             models.CheckConstraint(
                 condition=~Q(coupon_type="percentage") | Q(discount_value__lte=100, discount_value__gte=0),
@@ -314,6 +315,8 @@ class Coupon(models.Model):
             models.Index(fields=["member", "offer"], name="coupon_member_offer_idx"),
             models.Index(fields=["job"], name="coupon_job_idx"),
             models.Index(fields=["status", "expires_at"], name="coupon_status_expiry_idx"),
+            # Codes not yet handed out: the pool an issue takes from, found without scanning issued ones.
+            models.Index(fields=["offer", "id"], condition=Q(issued_at__isnull=True), name="coupon_pool_idx"),
         ]
 
     def __str__(self) -> str:
