@@ -632,7 +632,9 @@ def coupon_redeem(
 def _redeem_locked(coupon_pk, owner: Owner, order_id: str, order: Order, location_name, member_id):
     """Inside the transaction: lock the code (then the member), check, count, record."""
     coupon = (
-        Coupon.objects.select_for_update().select_related("offer", "offer__site", "member").get(pk=coupon_pk)
+        Coupon.objects.select_for_update(of=("self",))
+        .select_related("offer", "offer__site", "member")
+        .get(pk=coupon_pk)
     )
     previous = Redemption.objects.filter(
         coupon=coupon, order_id=order_id, rolled_back_at__isnull=True

@@ -1,0 +1,76 @@
+"""Offer creation and update rules."""
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from coupons import services
+from coupons.errors import ApplicationError
+from coupons.models import Coupon, Offer, Site
+
+
+def create(merchant, **fields):
+    fields = {"name": "Offer", "coupon_type": "fixedAmount", "discount_value": Decimal("5")} | fields
+    return services.offer_create(merchant=merchant, **fields)
+
+
+def test_an_offer_gets_the_merchants_first_site_when_none_is_given(merchant, site):
+    assert create(merchant).site == site
+
+
+def test_a_merchant_without_a_site_gets_one_named_after_it(merchant):
+    offer = create(merchant)
+    assert offer.site.name == merchant.name and Site.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"coupon_type": "percentage", "discount_value": Decimal("120")}, "discount_value"),
+        ({"coupon_type": "fixedAmount", "discount_value": None}, "discount_value"),
+        ({"discount_value": Decimal("-1")}, "discount_value"),
+        ({"min_order_amount": Decimal("-5")}, "min_order_amount"),
+        ({"applicable_on": "product", "applicable_filters": []}, "applicable_filters"),
+        ({"expiry_type": "relative", "expiry_value": None}, "expiry_value"),
+        ({"coupon_type": "mystery", "mystery_discounts": []}, "mystery_discounts"),
+        ({"coupon_type": "mystery", "mystery_discounts": [{"coupon_type": "percentage", "discount_value": "5",
+                                                           "weight": 0}]}, "mystery_discounts"),  # fmt: skip
+        ({"coupon_type": "teleport"}, "coupon_type"),
+    ],
+)
+def test_an_invalid_offer_is_refused_naming_the_field_and_nothing_is_saved(merchant, site, fields, field):
+    with pytest.raises(ApplicationError) as refused:
+        create(merchant, **fields)
+    assert refused.value.code == "invalid_request" and field in refused.value.fields
+    assert not Offer.objects.exists()
+
+
+def test_finish_before_start_is_refused(merchant, site):
+    now = timezone.now()
+    with pytest.raises(ApplicationError) as refused:
+        create(merchant, start_date=now, finish_date=now - timedelta(days=1))
+    assert "finish_date" in refused.value.fields
+
+
+def test_free_shipping_needs_no_discount_value(merchant, site):
+    assert create(merchant, coupon_type="freeShipping", discount_value=None).discount_value is None
+
+
+def test_a_vanity_code_is_one_shared_code_of_the_offer(merchant, site):
+    offer = create(merchant, vanity_code="SUMMER20", usage_limit_type="multiple")
+    coupon = Coupon.objects.get(code="SUMMER20")
+    assert coupon.offer == offer and coupon.max_redemptions is None
+
+
+def test_lowering_the_use_limit_applies_to_existing_codes_but_never_below_their_uses(offer):
+    services.offer_update(offer=offer, usage_limit_type="multiple", max_redemptions_per_code=5)
+    coupon = services.coupons_create(offer=offer, count=1)[0]
+    Coupon.objects.filter(pk=coupon.pk).update(times_redeemed=3)
+    services.offer_update(offer=offer, max_redemptions_per_code=2)
+    coupon.refresh_from_db()
+    assert coupon.max_redemptions == 3
+
+
+def test_currency_is_stored_upper_case(merchant, site):
+    assert create(merchant, currency="aud").currency == "AUD"
