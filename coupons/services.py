@@ -391,6 +391,18 @@ def coupon_issue(
         return existing, False
 
 
+def offer_issue_refusal(*, offer: Offer, now: datetime | None = None) -> ApplicationError | None:
+    """Why the offer cannot issue a new code now (inactive, not started, ended, sold out), or None."""
+    try:
+        _offer_open_check(offer, now or timezone.now())
+    except ApplicationError as error:
+        return error
+    pool = Coupon.objects.filter(offer=offer, issued_at__isnull=True, status=CouponStatus.ACTIVE)
+    if offer.issue_from_pool and not pool.exists():
+        return ApplicationError("sold_out")
+    return None
+
+
 def _issue_check(request: IssueRequest) -> None:
     if request.identifier is None and request.session_id is None:
         raise invalid("An identifier is required.", identifier="required")
