@@ -126,6 +126,9 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "UNAUTHENTICATED_USER": None,
+    # Proxies in front of the web servers whose X-Forwarded-For is trusted to name the client;
+    # 0 takes REMOTE_ADDR, so a client cannot dodge per-address limits with a forged header.
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Coupon & webhook platform API",
@@ -137,6 +140,9 @@ SPECTACULAR_SETTINGS = {
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
 CSV_IMPORT_MAX_BYTES = env.int("CSV_IMPORT_MAX_BYTES", default=50 * 1024 * 1024)
 UNKNOWN_CODE_LIMIT_PER_MINUTE = env.int("UNKNOWN_CODE_LIMIT_PER_MINUTE", default=60)
+# Public reveal pages, per client address: page loads, and reveals (each may hand out a code).
+PUBLIC_PAGES_PER_MINUTE = env.int("PUBLIC_PAGES_PER_MINUTE", default=120)
+PUBLIC_REVEALS_PER_MINUTE = env.int("PUBLIC_REVEALS_PER_MINUTE", default=20)
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
 
 # Coupon generation
