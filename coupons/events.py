@@ -69,6 +69,8 @@ def coupon_snapshot(coupon, member=None) -> dict:
         "issued_at": _iso(coupon.issued_at),
         "expires_at": _iso(coupon.expires_at),
         "updated_at": _iso(coupon.updated_at),
+        # A mystery offer's code carries the discount drawn for it: its type as well as its value.
+        "coupon_type": coupon.discount_type or coupon.offer.coupon_type,
         "discount_value": _amount(discount),
     }
 

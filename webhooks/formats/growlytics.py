@@ -13,15 +13,17 @@ class Growlytics(WebhookFormat):
     def payload(self, message: EventMessage) -> dict[str, Any]:
         data = message.data
         offer, coupon, member = data["offer"], data["coupon"], data.get("member")
+        # A mystery offer's code carries the type drawn for it; Growlytics knows only the drawn one.
+        coupon_type = coupon.get("coupon_type") or offer["coupon_type"]
         return {
             "id": coupon["uuid"],
             "customerId": member.get("external_id") if member else None,
             "code": coupon["code"],
             "name": offer["name"],
-            "couponType": offer["coupon_type"],
+            "couponType": coupon_type,
             # The coupon's value is its drawn mystery discount or else the offer's.
             "discountValue": (
-                None if offer["coupon_type"] == "freeShipping" else decimal_number(coupon["discount_value"])
+                None if coupon_type == "freeShipping" else decimal_number(coupon["discount_value"])
             ),
             "applicableOn": offer["applicable_on"],
             # The seed sends null, not an empty list, for an order-wide discount.

@@ -60,6 +60,7 @@ def coupon(**changes: Any) -> dict[str, Any]:
         "issued_at": "2025-03-04T12:00:00+11:00",
         "expires_at": None,
         "updated_at": "2025-03-04T12:00:00+11:00",
+        "coupon_type": "percentage",
         "discount_value": "10.00",
     } | changes
 
@@ -227,7 +228,12 @@ GROWLYTICS_EXAMPLE_3 = {  # free shipping above 500, expires in 48 hours
 def growlytics_issue(rules: dict[str, Any], **data: Any) -> EventMessage:
     seed = {
         "offer": offer(name="coupon-name", **rules),
-        "coupon": coupon(uuid="coupon-id", code="coupon-code", discount_value=rules["discount_value"]),
+        "coupon": coupon(
+            uuid="coupon-id",
+            code="coupon-code",
+            coupon_type=rules["coupon_type"],
+            discount_value=rules["discount_value"],
+        ),
         "member": member(external_id="customer-id"),
     }
     return event(COUPON_ISSUED, **(seed | data))

@@ -116,10 +116,30 @@ def test_it_sends_the_discount_drawn_for_a_mystery_coupon():
     message = event(
         COUPON_ISSUED,
         offer=offer(coupon_type="mystery", discount_value=None),
-        coupon=coupon(discount_value="15.00"),
+        coupon=coupon(coupon_type="fixedAmount", discount_value="15.00"),
     )
 
-    assert body_of(message)["discountValue"] == 15
+    body = body_of(message)
+
+    assert (body["couponType"], body["discountValue"]) == ("fixedAmount", 15)
+
+
+def test_it_sends_a_mystery_coupon_that_drew_free_shipping_as_free_shipping_with_no_value():
+    message = event(
+        COUPON_ISSUED,
+        offer=offer(coupon_type="mystery", discount_value=None),
+        coupon=coupon(coupon_type="freeShipping", discount_value=None),
+    )
+
+    body = body_of(message)
+
+    assert (body["couponType"], body["discountValue"]) == ("freeShipping", None)
+
+
+def test_it_falls_back_to_the_offer_type_for_a_snapshot_without_the_coupon_type():
+    message = event(COUPON_ISSUED, offer=offer(coupon_type="percentage"), coupon=coupon(coupon_type=None))
+
+    assert body_of(message)["couponType"] == "percentage"
 
 
 def test_it_sends_the_collections_of_a_collection_offer():
