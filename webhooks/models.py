@@ -107,6 +107,11 @@ class Delivery(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
     claimed_until = models.DateTimeField(null=True, blank=True)
+    # Who holds the claim: a sender records its outcome only while the claim is still its own.
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
+    manual = models.BooleanField(
+        default=False, help_text="The next attempt was asked for by a person (retry now, replay, recover)."
+    )
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -133,6 +138,10 @@ class Attempt(models.Model):
 
     id = models.BigAutoField(primary_key=True)
     delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_log")
+    # Denormalised from the delivery so a subscription's health is one indexed aggregate.
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
     started_at = models.DateTimeField(default=timezone.now)
     trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.SCHEDULED)
     request_method = models.CharField(max_length=4, default="POST")
@@ -145,6 +154,11 @@ class Attempt(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        indexes = [models.Index(fields=["subscription", "started_at"], name="attempt_sub_started_idx")]
 
     def __str__(self) -> str:
         return f"Attempt {self.id} ({self.status_code or self.error[:30]})"
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
