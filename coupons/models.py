@@ -267,6 +267,35 @@ class Job(models.Model):
         )
 
 
+class JobChunk(models.Model):
+    """One transaction of a job: its codes are made, stored and marked done together, so a crash re-runs it whole."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    id = models.BigAutoField(primary_key=True)
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    size = models.PositiveIntegerField(help_text="Codes (or file rows) this chunk is to make.")
+    made = models.PositiveIntegerField(default=0)
+    member_ids = models.JSONField(null=True, blank=True)
+    payload = models.BinaryField(null=True, blank=True, help_text="An import's uploaded file.")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["job", "index"]
+        constraints = [models.UniqueConstraint(fields=["job", "index"], name="job_chunk_unique_index")]
+        indexes = [models.Index(fields=["job", "state"], name="job_chunk_state_idx")]
+
+    def __str__(self) -> str:
+        return f"Job {self.job_id} chunk {self.index} ({self.state})"
+
+
 class Coupon(models.Model):
     """One code of an offer."""
 
