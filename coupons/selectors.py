@@ -61,6 +61,18 @@ def _offer_visible(owner: Owner, offer: Offer) -> bool:
     return True
 
 
+def offer_get_public(*, token: str) -> Offer | None:
+    """The offer behind a public reveal link, or None."""
+    return Offer.objects.select_related("site").filter(public_token=token).first()
+
+
+def coupon_of_session(*, offer: Offer, session_id: str | None) -> Coupon | None:
+    """The code a browser session revealed for this offer, if any."""
+    if not session_id:
+        return None
+    return Coupon.objects.filter(offer=offer, session_id=session_id).first()
+
+
 def redemptions_visible_to(owner: Owner) -> QuerySet[Redemption]:
     return Redemption.objects.filter(coupon__offer__in=offers_visible_to(owner))
 
