@@ -1,4 +1,6 @@
 """Admin for offers, coupons, members, redemptions, jobs and API keys; actions call the services."""
+
+from django import forms
 from django.contrib import admin, messages
 
 from coupons import services
@@ -62,6 +64,27 @@ class MemberAdmin(admin.ModelAdmin):
     readonly_fields = ("uuid", "created_at")
 
 
+class OfferAdminForm(forms.ModelForm):
+    """Runs the offer service's cross-field rules and shows their errors on the form."""
+
+    class Meta:
+        model = Offer
+        fields = ["name", "external_id", "merchant", "site", "distributors", "active_status", "start_date",
+                  "finish_date", "coupon_type", "discount_value", "currency", "applicable_on", "applicable_filters",
+                  "min_order_amount", "usage_limit_type", "max_redemptions_per_code", "max_redemptions_per_member",
+                  "expiry_type", "expiry_value", "expiry_unit", "mystery_discounts", "code_length", "code_alphabet",
+                  "code_prefix", "code_pattern", "vanity_code", "content_gate", "issue_from_pool"]  # fmt: skip
+
+    def _post_clean(self):
+        super()._post_clean()
+        try:
+            services.offer_check(self.instance)
+        except ApplicationError as error:
+            for name, problems in (error.fields or {None: [error.message]}).items():
+                field = name if name in self.fields else None
+                self.add_error(field, error.message if field else f"{error.message} ({name}: {problems})")
+
+
 @admin.register(Offer)
 class OfferAdmin(admin.ModelAdmin):
     list_display = ("id", "name", "merchant", "coupon_type", "discount_value", "active_status", "start_date",
@@ -72,31 +95,22 @@ class OfferAdmin(admin.ModelAdmin):
     readonly_fields = ("uuid", "public_token", "created_at", "updated_at")
     date_hierarchy = "created_at"
 
+    form = OfferAdminForm
+
     def save_model(self, request, obj, form, change):
-        # Business rules live in the services; the form's cleaned values are handed over as is.
-        fields = {name: form.cleaned_data[name] for name in form.changed_data if name in services.OFFER_FIELDS}
-        try:
-            if change:
-                services.offer_update(offer=obj, **fields)
-            else:
-                fields = {n: form.cleaned_data[n] for n in form.cleaned_data if n in services.OFFER_FIELDS}
-                saved = services.offer_create(merchant=obj.merchant, **fields)
-                obj.pk, obj.id, obj.uuid, obj.public_token = saved.pk, saved.id, saved.uuid, saved.public_token
-        except ApplicationError as error:
-            self.message_user(request, f"{error.message} {error.fields or ''}", level=messages.ERROR)
-            raise _AdminAbort from error
-
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except _AdminAbort:
-            from django.http import HttpResponseRedirect
-
-            return HttpResponseRedirect(request.get_full_path())
-
-
-class _AdminAbort(Exception):
-    """A service refused the save; the message is already shown."""
+        # The form already ran the service's checks; the service still owns the write.
+        if change:
+            fields = {
+                name: form.cleaned_data[name] for name in form.changed_data if name in services.OFFER_FIELDS
+            }
+            services.offer_update(offer=obj, **fields)
+            obj.refresh_from_db()
+        else:
+            fields = {
+                name: value for name, value in form.cleaned_data.items() if name in services.OFFER_FIELDS
+            }
+            saved = services.offer_create(merchant=obj.merchant, **fields)
+            obj.pk, obj.uuid, obj.public_token = saved.pk, saved.uuid, saved.public_token
 
 
 @admin.register(Coupon)
@@ -154,7 +168,16 @@ class JobAdmin(admin.ModelAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ("name", "prefix", "merchant", "distributor", "scopes", "created_at", "last_used_at", "revoked_at")
+    list_display = (
+        "name",
+        "prefix",
+        "merchant",
+        "distributor",
+        "scopes",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
     list_filter = ("revoked_at",)
     search_fields = ("name", "prefix")
     autocomplete_fields = ("merchant", "distributor")

@@ -77,7 +77,7 @@ def offer_create(*, merchant: Merchant, site: Site | None = None, **fields) -> O
             or Site.objects.create(name=merchant.name, merchant=merchant)
         )
         offer = Offer(merchant=merchant, site=site, **fields)
-        _offer_check(offer)
+        offer_check(offer)
         offer.save()
         if offer.vanity_code:
             _vanity_coupon_create(offer)
@@ -93,7 +93,7 @@ def offer_update(*, offer: Offer, **fields) -> Offer:
         offer = Offer.objects.select_for_update().get(pk=offer.pk)
         for name, value in fields.items():
             setattr(offer, name, value)
-        _offer_check(offer)
+        offer_check(offer)
         offer.save()
         _coupon_limits_follow_offer(offer)
         if offer.vanity_code and not offer.coupons.filter(code=offer.vanity_code).exists():
@@ -101,7 +101,7 @@ def offer_update(*, offer: Offer, **fields) -> Offer:
     return offer
 
 
-def _offer_check(offer: Offer) -> None:
+def offer_check(offer: Offer) -> None:
     """Rules across fields that a single field validator cannot see."""
     from django.core.exceptions import ValidationError
 
