@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_q",
     "coupons",
     "webhooks",
@@ -37,6 +38,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before CommonMiddleware: API paths answer JSON errors, never an HTML page or a slash redirect.
+    "coupons.api.errors.ApiErrorMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -121,10 +124,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "coupons.api.pagination.PagePagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "coupons.api.schema.ApiAutoSchema",
     "EXCEPTION_HANDLER": "coupons.api.errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["coupons.api.parsers.SafeJSONParser"],
     "UNAUTHENTICATED_USER": None,
     # Proxies in front of the web servers whose X-Forwarded-For is trusted to name the client;
     # 0 takes REMOTE_ADDR, so a client cannot dodge per-address limits with a forged header.
@@ -136,6 +139,15 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # The docs page's assets come from the installed drf-spectacular-sidecar, never a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "CouponStatusEnum": "coupons.models.CouponStatus",
+        "CouponTypeEnum": "coupons.models.CouponType",
+        "MysteryDiscountTypeEnum": ["fixedAmount", "percentage", "freeShipping"],
+    },
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
 CSV_IMPORT_MAX_BYTES = env.int("CSV_IMPORT_MAX_BYTES", default=50 * 1024 * 1024)
@@ -154,6 +166,13 @@ WEBHOOKS_ALLOW_PRIVATE_URLS = env.bool("WEBHOOKS_ALLOW_PRIVATE_URLS", default=DE
 WEBHOOKS_RETENTION_DAYS = env.int("WEBHOOKS_RETENTION_DAYS", default=30)
 WEBHOOKS_USER_AGENT = "CouponHub-Webhooks/1.0"
 WEBHOOKS_SEND_CONCURRENCY = env.int("WEBHOOKS_SEND_CONCURRENCY", default=16)
+# Seconds to connect, and for the whole request (connect, send, answer) before it counts as timed out.
+WEBHOOKS_CONNECT_TIMEOUT = env.float("WEBHOOKS_CONNECT_TIMEOUT", default=5.0)
+WEBHOOKS_TOTAL_TIMEOUT = env.float("WEBHOOKS_TOTAL_TIMEOUT", default=15.0)
+# How long a process may reuse its list of active subscriptions before reading it again.
+WEBHOOKS_ROUTE_CACHE_SECONDS = env.float("WEBHOOKS_ROUTE_CACHE_SECONDS", default=2.0)
+# A subscription whose deliveries have all failed for this many days is disabled.
+WEBHOOKS_AUTO_DISABLE_DAYS = env.int("WEBHOOKS_AUTO_DISABLE_DAYS", default=5)
 
 # django-q2: our tables hold the truth (deliveries, job chunks), the broker is only a doorbell.
 # Tasks own their retries, so the broker never re-runs them (max_attempts 1, ack_failures).
