@@ -104,6 +104,11 @@ def _base(offer) -> dict:
     return {"site": site_snapshot(offer.site), "offer": offer_snapshot(offer)}
 
 
+def event_base(offer) -> dict:
+    """The site and offer part every coupon event carries (bulk writers build coupon.created on it)."""
+    return _base(offer)
+
+
 def record_coupon_event(event_type: str, coupon, *, session_id=None, redemption=None, error=None):
     """Record one event about one coupon (issued, viewed, redeemed, redemption_failed)."""
     member = coupon.member
