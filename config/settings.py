@@ -160,6 +160,12 @@ IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
 # Coupon generation
 CODES_IN_REQUEST_MAX = env.int("CODES_IN_REQUEST_MAX", default=1000)
 JOB_CHUNK_SIZE = env.int("JOB_CHUNK_SIZE", default=10000)
+JOB_MAX_CODES = env.int("JOB_MAX_CODES", default=10_000_000)
+# A job whose heartbeat is older than this is re-enqueued by the stale-job sweep (runners share work safely).
+JOB_STALE_SECONDS = env.int("JOB_STALE_SECONDS", default=120)
+# CSV imports up to this size (bytes and rows) run in the request; larger ones run as a job.
+CSV_IMPORT_INLINE_MAX_BYTES = env.int("CSV_IMPORT_INLINE_MAX_BYTES", default=1024 * 1024)
+CSV_IMPORT_INLINE_MAX_ROWS = env.int("CSV_IMPORT_INLINE_MAX_ROWS", default=20000)
 
 # Webhooks
 WEBHOOKS_ALLOW_PRIVATE_URLS = env.bool("WEBHOOKS_ALLOW_PRIVATE_URLS", default=DEBUG)
