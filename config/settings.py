@@ -37,6 +37,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: probes answer whatever the Host header, scheme or session state.
+    "config.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Before CommonMiddleware: API paths answer JSON errors, never an HTML page or a slash redirect.
     "coupons.api.errors.ApiErrorMiddleware",

@@ -1,4 +1,5 @@
 """Bearer API keys: hashed at rest, scoped, owned by a merchant or a distributor."""
+
 import hashlib
 
 from django.utils import timezone
@@ -45,7 +46,9 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
         now = timezone.now()
         if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
-            ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)  # at most once a minute: no write per call
+            ApiKey.objects.filter(pk=key.pk).update(
+                last_used_at=now
+            )  # at most once a minute: no write per call
         return (None, key)
 
     def authenticate_header(self, request):
@@ -68,4 +71,7 @@ class HasApiKey(permissions.BasePermission):
         scope = getattr(view, "required_scope", None)
         if isinstance(scope, dict):
             scope = scope.get(request.method, scope.get("*"))
-        return scope is None or scope in (request.auth.scopes or [])
+        if scope is None:
+            return True
+        alternatives = (scope,) if isinstance(scope, str) else scope
+        return any(name in (request.auth.scopes or []) for name in alternatives)

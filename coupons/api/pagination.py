@@ -1,4 +1,5 @@
 """Page-number pagination with a client-chosen page size of up to 500."""
+
 from rest_framework.pagination import PageNumberPagination
 
 

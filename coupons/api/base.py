@@ -1,0 +1,60 @@
+"""The base of every API view: scopes, the caller's owner, and dry-run plus idempotency around writes."""
+
+from django.db import transaction
+from rest_framework.generics import GenericAPIView
+
+from coupons.api import dryrun, idempotency
+from coupons.api.auth import request_owner
+from coupons.selectors import Owner
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class ApiView(GenericAPIView):
+    """A view whose writes each run in one transaction.
+
+    `required_scope` names the scope a method needs (a string, a tuple of alternatives, or a dict
+    by method). Writes honour `X-DRY-RUN` (the transaction is rolled back, so no row, webhook
+    event or on-commit task survives) and a POST honours `Idempotency-Key` (the answer is stored
+    in the same transaction and replayed for the same key and body).
+    """
+
+    required_scope: str | tuple | dict | None = None
+    filter_backends = []  # each list filters explicitly, with its query serializer
+    write_methods: frozenset[str] = WRITE_METHODS
+    dry_run = False
+    idempotency_record = None
+
+    @property
+    def owner(self) -> Owner:
+        return request_owner(self.request)
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.method not in self.write_methods:
+            return super().dispatch(request, *args, **kwargs)
+        request.after_transaction = []
+        try:
+            with transaction.atomic():
+                response = super().dispatch(request, *args, **kwargs)
+                if self.idempotency_record is not None:
+                    idempotency.idempotency_finish(self.idempotency_record, response)
+                if self.dry_run:
+                    transaction.set_rollback(True)
+        finally:
+            for callback in request.after_transaction:
+                callback()
+        if self.dry_run:
+            response[dryrun.RESPONSE_HEADER] = "true"
+        return response
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)  # authentication, scope, throttles
+        if request.method in self.write_methods:
+            self.dry_run = dryrun.dry_run_requested(request)
+            if request.method == "POST":
+                self.idempotency_record = idempotency.idempotency_begin(request, request.auth)
+
+    def handle_exception(self, exc):
+        if isinstance(exc, idempotency.IdempotentReplay):
+            return exc.response()
+        return super().handle_exception(exc)

@@ -1,0 +1,36 @@
+"""Routes of the coupons API under /api/v1/ (the webhook routes live with the webhooks app)."""
+
+from django.urls import path
+
+from coupons.api import views
+
+urlpatterns = [
+    path("offers/", views.OffersApi.as_view(), name="offers"),
+    path("offers/<int:offer_id>/", views.OfferApi.as_view(), name="offer"),
+    path("offers/<int:offer_id>/stats/", views.OfferStatsApi.as_view(), name="offer-stats"),
+    path("offers/<int:offer_id>/coupons/", views.OfferCouponsApi.as_view(), name="offer-coupons"),
+    path("offers/<int:offer_id>/issue", views.OfferIssueApi.as_view(), name="offer-issue"),
+    path(
+        "customer_engagement/coupon", views.CustomerEngagementCouponApi.as_view(), name="customer-engagement"
+    ),
+    # The fixed code actions come before /codes/{code}, which would otherwise take them for codes.
+    path("codes/validate", views.CodeValidateApi.as_view(), name="code-validate"),
+    path("codes/redeem", views.CodeRedeemApi.as_view(), name="code-redeem"),
+    path("codes/<str:code>", views.CodeApi.as_view(), name="code"),
+    path("codes/<str:code>/view", views.CodeViewApi.as_view(), name="code-view"),
+    path("redemptions/<int:redemption_id>/", views.RedemptionApi.as_view(), name="redemption"),
+    path(
+        "redemptions/<int:redemption_id>/rollback",
+        views.RedemptionRollbackApi.as_view(),
+        name="redemption-rollback",
+    ),
+    path("members/", views.MembersApi.as_view(), name="members"),
+    path("members/<int:member_id>/", views.MemberApi.as_view(), name="member"),
+    path("members/<int:member_id>/coupons/", views.MemberCouponsApi.as_view(), name="member-coupons"),
+    path(
+        "members/<int:member_id>/redemptions/",
+        views.MemberRedemptionsApi.as_view(),
+        name="member-redemptions",
+    ),
+    path("jobs/<int:job_id>/", views.JobApi.as_view(), name="job"),
+]

@@ -1,0 +1,429 @@
+"""Coupons API views: each parses its input, calls one service or selector, and renders the answer."""
+
+from django.conf import settings
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+
+from coupons import selectors, services
+from coupons.api import serializers as s
+from coupons.api.base import ApiView
+from coupons.api.schema import error_response
+from coupons.api.throttling import unknown_code_guard
+from coupons.errors import ApplicationError, invalid, not_found
+from coupons.models import Coupon, CouponStatus, Job, Member, Merchant, Redemption, Site
+
+READ = ("read", "offers")
+LOOKUP = ("read", "validate", "redeem")
+
+
+def _valid(serializer_class, data, **kwargs) -> dict:
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _paginated(view: ApiView, queryset: QuerySet, serializer_class) -> Response:
+    page = view.paginate_queryset(queryset)
+    return view.get_paginated_response(serializer_class(page, many=True).data)
+
+
+def _coupons(queryset: QuerySet) -> QuerySet[Coupon]:
+    return queryset.select_related("offer").order_by("id")
+
+
+def _redemptions(queryset: QuerySet) -> QuerySet[Redemption]:
+    return queryset.select_related("coupon", "location").order_by("-id")
+
+
+# --- offers ----------------------------------------------------------------------------------
+
+
+class OffersApi(ApiView):
+    required_scope = {"GET": READ, "POST": "offers"}
+
+    @extend_schema(
+        summary="List offers",
+        parameters=[
+            OpenApiParameter("external_id", str, description="Only the offer with this external_id.")
+        ],
+        responses={200: s.OfferSerializer(many=True)},
+    )
+    def get(self, request):
+        offers = selectors.offers_visible_to(self.owner).prefetch_related("distributors").order_by("-id")
+        if "external_id" in request.query_params:
+            offers = offers.filter(external_id=request.query_params["external_id"])
+        return _paginated(self, offers, s.OfferSerializer)
+
+    @extend_schema(summary="Create an offer", request=s.OfferInSerializer, responses={201: s.OfferSerializer})
+    def post(self, request):
+        fields = dict(_valid(s.OfferInSerializer, request.data))
+        merchant, site = self._merchant_and_site(fields.pop("merchant_id", None), fields.pop("site_id", None))
+        offer = services.offer_create(merchant=merchant, site=site, **fields)
+        if self.owner.distributor_id is not None:
+            # A merchant-and-distributor key would not see its own offer otherwise.
+            offer.distributors.add(self.owner.distributor_id)
+        return Response(s.OfferSerializer(offer).data, status=status.HTTP_201_CREATED)
+
+    def _merchant_and_site(
+        self, merchant_id: int | None, site_id: int | None
+    ) -> tuple[Merchant, Site | None]:
+        own = self.owner.merchant_id
+        if own is None:
+            raise ApplicationError("forbidden", "Only a merchant's API key can create offers.")
+        if merchant_id not in (None, own):
+            raise invalid("Offers are created for the key's own merchant.", merchant_id="unknown")
+        merchant = Merchant.objects.get(pk=own)
+        site = None
+        if site_id is not None:
+            site = Site.objects.filter(pk=site_id, merchant=merchant).first()
+            if site is None:
+                raise invalid("Unknown site.", site_id="unknown")
+        return merchant, site
+
+
+class OfferApi(ApiView):
+    required_scope = {"GET": READ, "PATCH": "offers"}
+
+    @extend_schema(summary="Get an offer", responses={200: s.OfferSerializer})
+    def get(self, request, offer_id: int):
+        return Response(s.OfferSerializer(selectors.offer_get(owner=self.owner, offer_id=offer_id)).data)
+
+    @extend_schema(summary="Change an offer", request=s.OfferInSerializer, responses={200: s.OfferSerializer})
+    def patch(self, request, offer_id: int):
+        offer = selectors.offer_get(owner=self.owner, offer_id=offer_id)
+        fields = dict(_valid(s.OfferInSerializer, request.data, partial=True))
+        if fields.pop("merchant_id", offer.merchant_id) != offer.merchant_id:
+            raise invalid("An offer cannot move to another merchant.", merchant_id="read_only")
+        if "site_id" in fields:
+            fields["site"] = Site.objects.filter(
+                pk=fields.pop("site_id"), merchant_id=offer.merchant_id
+            ).first()
+            if fields["site"] is None:
+                raise invalid("Unknown site.", site_id="unknown")
+        offer = services.offer_update(offer=offer, **fields)
+        return Response(s.OfferSerializer(offer).data)
+
+
+class OfferStatsApi(ApiView):
+    required_scope = READ
+
+    @extend_schema(summary="Offer report", responses={200: s.OfferStatsSerializer})
+    def get(self, request, offer_id: int):
+        offer = selectors.offer_get(owner=self.owner, offer_id=offer_id)
+        return Response(s.OfferStatsSerializer(selectors.offer_stats(offer)).data)
+
+
+# --- coupons of an offer ---------------------------------------------------------------------
+
+
+class OfferCouponsApi(ApiView):
+    required_scope = {"GET": READ, "POST": "offers"}
+
+    @extend_schema(
+        summary="List an offer's codes",
+        parameters=[s.CouponFilterSerializer],
+        responses={200: s.CouponSerializer(many=True)},
+    )
+    def get(self, request, offer_id: int):
+        offer = selectors.offer_get(owner=self.owner, offer_id=offer_id)
+        filters = _valid(s.CouponFilterSerializer, request.query_params)
+        coupons = Coupon.objects.filter(offer=offer)
+        if "member" in filters:
+            coupons = coupons.filter(member_id=filters["member"])
+        if "job" in filters:
+            coupons = coupons.filter(job_id=filters["job"])
+        if "status" in filters:
+            coupons = coupons.filter(_status_filter(filters["status"]))
+        return _paginated(self, _coupons(coupons), s.CouponSerializer)
+
+    @extend_schema(
+        summary="Create codes",
+        description='Redcat\'s body `{"Members": [1300, 1301], "Multiple": false, "TaskServer": true}` '
+        '(`Mulitple` accepted too) or `{"count": N}`. Without TaskServer, and for at most '
+        "CODES_IN_REQUEST_MAX codes, they are created in the request (201); otherwise a background job "
+        "creates them (202 with the job and `Location: /api/v1/jobs/{id}/`).",
+        request=s.CouponsCreateInSerializer,
+        responses={201: s.CouponsCreatedSerializer, 202: s.JobSerializer},
+    )
+    def post(self, request, offer_id: int):
+        offer = selectors.offer_get(owner=self.owner, offer_id=offer_id)
+        data = _valid(s.CouponsCreateInSerializer, request.data)
+        multiple = data.get("Multiple", data.get("Mulitple", True))
+        member_ids, count = data.get("Members"), data.get("count")
+        wanted = count if count is not None else len(member_ids)
+        if data["TaskServer"] or wanted > settings.CODES_IN_REQUEST_MAX:
+            from coupons import jobs
+
+            job = jobs.job_generate_start(offer=offer, member_ids=member_ids, multiple=multiple, count=count)
+            return Response(
+                s.JobSerializer(job).data,
+                status=status.HTTP_202_ACCEPTED,
+                headers={"Location": _job_url(job)},
+            )
+        coupons = services.coupons_create(offer=offer, member_ids=member_ids, multiple=multiple, count=count)
+        body = {"count": len(coupons), "results": s.CouponSerializer(coupons, many=True).data}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+def _status_filter(wanted: str) -> Q:
+    """The status a client sees: an active code past its expiry reads as expired before the sweep marks it."""
+    now = timezone.now()
+    live = Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+    if wanted == CouponStatus.ACTIVE:
+        return Q(status=CouponStatus.ACTIVE) & live
+    if wanted == CouponStatus.EXPIRED:
+        return Q(status=CouponStatus.EXPIRED) | (Q(status=CouponStatus.ACTIVE) & ~live)
+    return Q(status=wanted)
+
+
+def _job_url(job: Job) -> str:
+    return f"/api/v1/jobs/{job.id}/"
+
+
+class OfferIssueApi(ApiView):
+    required_scope = "issue"
+
+    @extend_schema(
+        summary="Create or retrieve the code of an identifier",
+        request=s.IssueInSerializer,
+        responses={
+            201: OpenApiResponse(s.CouponSerializer, description="A new code was issued."),
+            200: OpenApiResponse(s.CouponSerializer, description="The identifier already had this code."),
+            409: error_response(409, "`offer_inactive`, `not_started`, `expired` or `sold_out`."),
+        },
+    )
+    def post(self, request, offer_id: int):
+        offer = selectors.offer_get(owner=self.owner, offer_id=offer_id)
+        data = _valid(s.IssueInSerializer, request.data)
+        if "competition_entry_id" in data:
+            data["competition_entry_id"] = str(data["competition_entry_id"])
+        coupon, created = services.coupon_issue(offer=offer, **data)
+        return Response(s.CouponSerializer(coupon).data, status=201 if created else 200)
+
+
+class CustomerEngagementCouponApi(ApiView):
+    """Talon.One's create-or-retrieve as a GET: it writes, so it honours X-DRY-RUN like any write."""
+
+    required_scope = "issue"
+    write_methods = frozenset({"GET"})
+
+    @extend_schema(
+        summary="Create or retrieve a code (Talon.One style)",
+        parameters=[s.CustomerEngagementQuerySerializer],
+        responses={
+            201: OpenApiResponse(s.CouponSerializer, description="A new code was issued."),
+            200: OpenApiResponse(s.CouponSerializer, description="The identifier already had this code."),
+            409: error_response(409, "`offer_inactive`, `not_started`, `expired` or `sold_out`."),
+        },
+    )
+    def get(self, request):
+        query = _valid(s.CustomerEngagementQuerySerializer, request.query_params)
+        if "identifier" not in query:
+            # A GET that minted a new code on every call would hand out codes to link prefetchers and retries.
+            raise invalid("An identifier is required for create-or-retrieve.", identifier="required")
+        offer = selectors.offer_get(owner=self.owner, offer_id=query["campaignId"])
+        if offer.external_id != query["externalCampaignId"] or query["applicationId"] not in (
+            offer.merchant_id, offer.site_id,
+        ):  # fmt: skip
+            raise not_found("Offer")
+        coupon, created = services.coupon_issue(offer=offer, identifier=query["identifier"])
+        return Response(s.CouponSerializer(coupon).data, status=201 if created else 200)
+
+
+# --- codes -----------------------------------------------------------------------------------
+
+
+class CodeApi(ApiView):
+    required_scope = LOOKUP
+    counts_unknown_codes = True
+
+    @extend_schema(summary="Query a code", responses={200: s.CodeSerializer})
+    def get(self, request, code: str):
+        with unknown_code_guard(request):
+            coupon = selectors.coupon_get_by_code(owner=self.owner, code=code)
+        return Response(s.CodeSerializer(coupon).data)
+
+
+class CodeValidateApi(ApiView):
+    required_scope = ("validate", "redeem")
+    counts_unknown_codes = True
+
+    @extend_schema(
+        summary="Validate a code against an order",
+        description="Writes nothing. A refusal is `valid: false` with the error; an unknown code is 404.",
+        request=s.ValidateInSerializer,
+        responses={200: s.ValidationAnswerSerializer},
+    )
+    def post(self, request):
+        serializer = s.ValidateInSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        order = services.order_parse(**serializer.order_fields())
+        with unknown_code_guard(request):
+            result = services.coupon_validate(
+                owner=self.owner, code=serializer.validated_data["code"], order=order,
+                member_id=serializer.validated_data.get("member_id"),
+            )  # fmt: skip
+        error = {"code": result.error.code, "message": result.error.message} if result.error else None
+        answer = {
+            "valid": result.valid, "code": result.coupon.code, "offer_id": result.coupon.offer_id,
+            "discount_amount": result.discount_amount, "free_shipping": result.free_shipping, "error": error,
+        }  # fmt: skip
+        return Response(s.ValidationAnswerSerializer(answer).data)
+
+
+class CodeRedeemApi(ApiView):
+    required_scope = "redeem"
+    counts_unknown_codes = True
+
+    @extend_schema(
+        summary="Redeem a code for an order",
+        request=s.RedeemInSerializer,
+        responses={
+            201: OpenApiResponse(s.RedemptionSerializer, description="The code was used for this order."),
+            200: OpenApiResponse(
+                s.RedemptionSerializer,
+                description="This (code, order_id) was already redeemed: the first use.",
+            ),
+            409: error_response(409),
+        },
+    )
+    def post(self, request):
+        serializer = s.RedeemInSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        order = services.order_parse(**serializer.order_fields())
+        with unknown_code_guard(request):
+            redemption, created = services.coupon_redeem(
+                owner=self.owner, code=data["code"], order_id=data["order_id"], order=order,
+                location=data.get("location"), member_id=data.get("member_id"),
+            )  # fmt: skip
+        redemption = _redemptions(Redemption.objects.filter(pk=redemption.pk)).get()
+        return Response(s.RedemptionSerializer(redemption).data, status=201 if created else 200)
+
+
+class CodeViewApi(ApiView):
+    required_scope = "issue"
+    counts_unknown_codes = True
+
+    @extend_schema(
+        summary="Record that the shopper saw the code",
+        request=s.ViewInSerializer,
+        responses={200: s.CouponSerializer},
+    )
+    def post(self, request, code: str):
+        data = _valid(s.ViewInSerializer, request.data)
+        with unknown_code_guard(request):
+            coupon = selectors.coupon_get_by_code(owner=self.owner, code=code)
+        coupon = services.coupon_view(coupon=coupon, session_id=data.get("session_id"))
+        return Response(s.CouponSerializer(coupon).data)
+
+
+# --- redemptions -----------------------------------------------------------------------------
+
+
+def _redemption_get(owner: selectors.Owner, redemption_id: int) -> Redemption:
+    redemption = _redemptions(selectors.redemptions_visible_to(owner).filter(pk=redemption_id)).first()
+    if redemption is None:
+        raise not_found("Redemption")
+    return redemption
+
+
+class RedemptionApi(ApiView):
+    required_scope = ("read", "redeem")
+
+    @extend_schema(summary="Get a redemption", responses={200: s.RedemptionSerializer})
+    def get(self, request, redemption_id: int):
+        return Response(s.RedemptionSerializer(_redemption_get(self.owner, redemption_id)).data)
+
+
+class RedemptionRollbackApi(ApiView):
+    required_scope = "redeem"
+
+    @extend_schema(
+        summary="Roll back a redemption (order cancelled)",
+        request=None,
+        responses={200: s.RedemptionSerializer, 409: error_response(409, "`already_rolled_back`.")},
+    )
+    def post(self, request, redemption_id: int):
+        redemption = services.redemption_rollback(redemption=_redemption_get(self.owner, redemption_id))
+        return Response(s.RedemptionSerializer(_redemption_get(self.owner, redemption.pk)).data)
+
+
+# --- members ---------------------------------------------------------------------------------
+
+
+class MembersApi(ApiView):
+    required_scope = {"GET": "read", "POST": ("issue", "offers")}
+
+    @extend_schema(
+        summary="List members",
+        parameters=[
+            OpenApiParameter("member_no", str),
+            OpenApiParameter("external_id", str),
+            OpenApiParameter("email", str),
+        ],
+        responses={200: s.MemberSerializer(many=True)},
+    )
+    def get(self, request):
+        members = Member.objects.order_by("id")
+        for name in ("member_no", "external_id", "email"):
+            if name in request.query_params:
+                members = members.filter(**{name: request.query_params[name]})
+        return _paginated(self, members, s.MemberSerializer)
+
+    @extend_schema(
+        summary="Create a member", request=s.MemberInSerializer, responses={201: s.MemberSerializer}
+    )
+    def post(self, request):
+        member = services.member_create(**_valid(s.MemberInSerializer, request.data))
+        return Response(s.MemberSerializer(member).data, status=status.HTTP_201_CREATED)
+
+
+class MemberApi(ApiView):
+    required_scope = "read"
+
+    @extend_schema(summary="Get a member", responses={200: s.MemberSerializer})
+    def get(self, request, member_id: int):
+        return Response(s.MemberSerializer(services.member_get(member_id=member_id)).data)
+
+
+class MemberCouponsApi(ApiView):
+    required_scope = "read"
+
+    @extend_schema(
+        summary="A member's codes (of the key's offers)", responses={200: s.CouponSerializer(many=True)}
+    )
+    def get(self, request, member_id: int):
+        member = services.member_get(member_id=member_id)
+        offers = selectors.offers_visible_to(self.owner)
+        return _paginated(self, _coupons(member.coupons.filter(offer__in=offers)), s.CouponSerializer)
+
+
+class MemberRedemptionsApi(ApiView):
+    required_scope = "read"
+
+    @extend_schema(
+        summary="A member's redemptions (of the key's offers)",
+        responses={200: s.RedemptionSerializer(many=True)},
+    )
+    def get(self, request, member_id: int):
+        member = services.member_get(member_id=member_id)
+        redemptions = selectors.redemptions_visible_to(self.owner).filter(member=member)
+        return _paginated(self, _redemptions(redemptions), s.RedemptionSerializer)
+
+
+# --- jobs ------------------------------------------------------------------------------------
+
+
+class JobApi(ApiView):
+    required_scope = READ
+
+    @extend_schema(summary="A background job's state and progress", responses={200: s.JobSerializer})
+    def get(self, request, job_id: int):
+        job = Job.objects.filter(pk=job_id, offer__in=selectors.offers_visible_to(self.owner)).first()
+        if job is None:
+            raise not_found("Job")
+        return Response(s.JobSerializer(job).data)
