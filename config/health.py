@@ -99,3 +99,16 @@ def _orm_broker_check() -> str | None:
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+class HealthCheckMiddleware:
+    """Answers the probes before host validation and HTTPS redirects: load balancers probe by bare IP over HTTP."""
+
+    VIEWS = {"/healthz": healthz, "/readyz": readyz}
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest):
+        view = self.VIEWS.get(request.path_info)
+        return view(request) if view is not None else self.get_response(request)

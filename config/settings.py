@@ -84,6 +84,11 @@ if IS_SQLITE:
     DATABASES["default"].setdefault("TEST", {})["NAME"] = env.str(
         "TEST_SQLITE_NAME", default=str(BASE_DIR / "test-db.sqlite3")
     )
+else:
+    # An unreachable database must fail a request (and /readyz) in seconds, not hang a worker.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5)
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")
