@@ -2,6 +2,7 @@
 
 from django import forms
 from django.contrib import admin, messages
+from django.template.response import TemplateResponse
 
 from coupons import services
 from coupons.errors import ApplicationError
@@ -166,8 +167,27 @@ class JobAdmin(admin.ModelAdmin):
         return False
 
 
+class ApiKeyForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(
+        choices=[(scope, scope) for scope in ApiKey.SCOPES], widget=forms.CheckboxSelectMultiple
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ["name", "merchant", "distributor", "scopes", "revoked_at"]
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("merchant") and not data.get("distributor"):
+            raise forms.ValidationError("An API key belongs to a merchant or a distributor.")
+        return data
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
+    """Keys are made by the service; the full key is shown once, on the page after "Save", never again."""
+
+    form = ApiKeyForm
     list_display = (
         "name",
         "prefix",
@@ -182,3 +202,22 @@ class ApiKeyAdmin(admin.ModelAdmin):
     search_fields = ("name", "prefix")
     autocomplete_fields = ("merchant", "distributor")
     readonly_fields = ("prefix", "created_at", "last_used_at")
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        key, token = services.api_key_create(
+            merchant=obj.merchant, distributor=obj.distributor, scopes=obj.scopes, name=obj.name
+        )
+        obj.pk = key.pk
+        obj.refresh_from_db()
+        obj._state.adding = False
+        request.api_key_token = token  # read by response_add, kept nowhere else
+
+    def response_add(self, request, obj, post_url_continue=None):
+        # Rendered straight away rather than after a redirect, so the key never sits in a message cookie.
+        context = {**self.admin_site.each_context(request), "key": obj, "token": request.api_key_token,
+                   "opts": self.opts, "title": "API key created"}  # fmt: skip
+        response = TemplateResponse(request, "admin/coupons/apikey/created.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
