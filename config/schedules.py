@@ -7,6 +7,7 @@ from django.utils import timezone
 # one run catches up on everything anyway.
 SCHEDULES: dict[str, tuple[str, int]] = {
     "coupons: expire codes": ("coupons.tasks.coupons_expire_task", 5),
+    "coupons: purge expired idempotency keys": ("coupons.tasks.idempotency_records_purge_task", 60),
 }
 
 
