@@ -45,7 +45,7 @@ def coupon_get_by_code(*, owner: Owner, code: str) -> Coupon:
     """The coupon of a code within the owner's offers; anything else is not found."""
     coupon = (
         Coupon.objects.select_related("offer", "offer__site", "member").filter(code=code).first()
-        if isinstance(code, str) and 0 < len(code) <= 64
+        if isinstance(code, str) and 0 < len(code) <= 64 and "\x00" not in code  # PostgreSQL refuses NUL
         else None
     )
     if coupon is None or not _offer_visible(owner, coupon.offer):
