@@ -1,0 +1,1 @@
+"""Public pages for shoppers: the click-to-reveal page, its embeddable button and the embed script."""

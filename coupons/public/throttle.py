@@ -1,0 +1,34 @@
+"""Per-client-address request limits in the shared cache, so every web process counts together."""
+
+import hashlib
+import time
+
+from django.core.cache import cache
+from django.http import HttpRequest
+from rest_framework.throttling import BaseThrottle
+
+WINDOW_SECONDS = 60
+
+
+def client_address(request: HttpRequest) -> str:
+    """The client's address, trusting X-Forwarded-For only through REST_FRAMEWORK's NUM_PROXIES."""
+    return BaseThrottle().get_ident(request) or "unknown"
+
+
+def throttle_hit(bucket: str, request: HttpRequest, limit: int) -> int | None:
+    """Count one request in a fixed one-minute window: seconds to wait when over `limit`, else None."""
+    if limit <= 0:
+        return None
+    now = int(time.time())
+    window_start = now - now % WINDOW_SECONDS
+    address = hashlib.sha256(client_address(request).encode()).hexdigest()[:32]
+    key = f"public-throttle:{bucket}:{address}:{window_start}"
+    cache.add(key, 0, timeout=WINDOW_SECONDS + 5)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # the key expired between add and incr
+        cache.set(key, 1, timeout=WINDOW_SECONDS + 5)
+        count = 1
+    if count <= limit:
+        return None
+    return max(window_start + WINDOW_SECONDS - now, 1)
