@@ -126,7 +126,7 @@ class CouponAdmin(admin.ModelAdmin):
     show_full_result_count = False  # counting millions of codes on every page load is slow
     actions = ["deactivate"]
 
-    @admin.action(description="Deactivate the selected codes")
+    @admin.action(description="Deactivate the selected codes", permissions=["change"])
     def deactivate(self, request, queryset):
         for coupon in queryset:
             services.coupon_deactivate(coupon=coupon)
@@ -147,7 +147,7 @@ class RedemptionAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False  # redemptions come from the API, one row per use
 
-    @admin.action(description="Roll back the selected redemptions (order cancelled)")
+    @admin.action(description="Roll back the selected redemptions (order cancelled)", permissions=["change"])
     def rollback(self, request, queryset):
         for redemption in queryset:
             run_service(
