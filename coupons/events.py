@@ -109,16 +109,21 @@ def event_base(offer) -> dict:
     return _base(offer)
 
 
-def record_coupon_event(event_type: str, coupon, *, session_id=None, redemption=None, error=None):
-    """Record one event about one coupon (issued, viewed, redeemed, redemption_failed)."""
+def coupon_event_data(coupon, *, session_id=None, redemption=None, error=None) -> dict:
+    """The snapshot of an event about one coupon (webhook test events build theirs with it too)."""
     member = coupon.member
-    data = _base(coupon.offer) | {
+    return _base(coupon.offer) | {
         "coupon": coupon_snapshot(coupon, member),
         "member": member_snapshot(member),
         "session_id": session_id or coupon.session_id,
         "redemption": redemption,
         "error": error,
     }
+
+
+def record_coupon_event(event_type: str, coupon, *, session_id=None, redemption=None, error=None):
+    """Record one event about one coupon (issued, viewed, redeemed, redemption_failed)."""
+    data = coupon_event_data(coupon, session_id=session_id, redemption=redemption, error=error)
     return event_record(event_type=event_type, offer=coupon.offer, data=data)
 
 
