@@ -1,39 +1,118 @@
 """Transactional outbox: services record events and their deliveries inside their own transaction."""
 
-from django.db import transaction
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from webhooks.formats import FORMATS
 from webhooks.models import Delivery, Event, Subscription
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Route:
+    """What the outbox needs to know of an active subscription to decide whether an event goes to it."""
+
+    id: int
+    events: frozenset[str]
+    merchant_id: int | None
+    distributor_id: int | None
+    site_id: int | None
+    offer_ids: frozenset[int]
+
+    def wants(self, event_type: str, offer) -> bool:
+        if event_type not in self.events:
+            return False
+        if offer is None:
+            # An event of no offer goes only to subscriptions that filter on nothing.
+            return (
+                self.merchant_id is None
+                and self.distributor_id is None
+                and self.site_id is None
+                and not self.offer_ids
+            )
+        return (
+            (self.merchant_id is None or self.merchant_id == offer.merchant_id)
+            and (self.site_id is None or self.site_id == offer.site_id)
+            and (not self.offer_ids or offer.id in self.offer_ids)
+        )
+
+
+class _RouteCache:
+    """The active subscriptions, read at most once every WEBHOOKS_ROUTE_CACHE_SECONDS per process.
+
+    Every redemption asks which subscriptions want it; reading them from the database each time would
+    cost queries on the hottest path. Saves in this process drop the cache at once; other processes see
+    a change within the cache period. Correctness does not depend on it: the chosen subscriptions are
+    checked again (still there, still active, distributor still authorised) in the insert's query.
+    """
+
+    def __init__(self) -> None:
+        self._routes: tuple[Route, ...] = ()
+        self._loaded_at: float | None = None
+        self._lock = threading.Lock()
+
+    def routes(self) -> tuple[Route, ...]:
+        loaded_at = self._loaded_at
+        if loaded_at is None or time.monotonic() - loaded_at > settings.WEBHOOKS_ROUTE_CACHE_SECONDS:
+            with self._lock:
+                self._routes, self._loaded_at = _routes_load(), time.monotonic()
+        return self._routes
+
+    def forget(self) -> None:
+        self._loaded_at = None
+
+
+def _routes_load() -> tuple[Route, ...]:
+    rows = list(
+        Subscription.objects.filter(active=True).values_list(
+            "id", "format", "events", "merchant_id", "distributor_id", "site_id"
+        )
+    )
+    offer_ids: dict[int, set[int]] = {}
+    through = Subscription.offers.through.objects.filter(subscription__active=True)
+    for subscription_id, offer_id in through.values_list("subscription_id", "offer_id"):
+        offer_ids.setdefault(subscription_id, set()).add(offer_id)
+    routes = []
+    for id_, format_name, events, merchant_id, distributor_id, site_id in rows:
+        format_class = FORMATS.get(format_name)
+        if format_class is None or not isinstance(events, list):
+            continue
+        # Only the events the subscriber chose and its format can render.
+        wanted = frozenset(e for e in events if isinstance(e, str)) & format_class.events
+        routes.append(
+            Route(id_, wanted, merchant_id, distributor_id, site_id, frozenset(offer_ids.get(id_, ())))
+        )
+    return tuple(routes)
+
+
+route_cache = _RouteCache()
+
+
+def routes_forget(**kwargs) -> None:
+    """Drop this process's cached subscriptions (connected to Subscription saves and deletes)."""
+    route_cache.forget()
 
 
 def subscriptions_matching(*, event_type: str, offer) -> list[Subscription]:
-    """Active subscriptions that want this event of this offer and whose format renders it."""
-    from webhooks.formats import FORMATS
-
-    owner = Q(merchant__isnull=True, distributor__isnull=True)
-    if offer is not None:
-        owner |= Q(merchant_id=offer.merchant_id) | Q(distributor__offers=offer)
-    candidates = (
-        Subscription.objects.filter(owner, active=True)
-        .filter(Q(site__isnull=True) | Q(site_id=getattr(offer, "site_id", None)))
-        .prefetch_related("offers")
-        .distinct()
-    )
-    matching = []
-    for subscription in candidates:
-        format_class = FORMATS.get(subscription.format)
-        if (
-            format_class is None
-            or event_type not in format_class.events
-            or event_type not in subscription.events
-        ):
-            continue
-        offer_ids = {o.id for o in subscription.offers.all()}
-        if offer_ids and (offer is None or offer.id not in offer_ids):
-            continue
-        matching.append(subscription)
-    return matching
+    """The active subscriptions that want this event of this offer, as of now (only their ids loaded)."""
+    candidates = [route for route in route_cache.routes() if route.wants(event_type, offer)]
+    if not candidates:
+        return []
+    # The cache may be a moment old: confirm the candidates still exist and are active, and that a
+    # distributor's subscription only gets offers the distributor is authorised for right now.
+    confirmed = Subscription.objects.filter(id__in=[route.id for route in candidates], active=True)
+    if any(route.distributor_id is not None for route in candidates):
+        confirmed = confirmed.filter(Q(distributor__isnull=True) | Q(distributor__offers=offer))
+    # One row per subscription: a distributor is authorised at most once per offer.
+    return list(confirmed.only("id").order_by("id"))
 
 
 def event_record(*, event_type: str, offer, data: dict) -> Event:
@@ -42,14 +121,40 @@ def event_record(*, event_type: str, offer, data: dict) -> Event:
     event = Event.objects.create(type=event_type, offer=offer, data=data, created_at=now)
     subscriptions = subscriptions_matching(event_type=event_type, offer=offer)
     if subscriptions:
-        Delivery.objects.bulk_create(
-            [
-                Delivery(event=event, subscription=s, message_id=f"msg_{event.uuid.hex}", next_attempt_at=now)
-                for s in subscriptions
-            ]
-        )
-        transaction.on_commit(_kick_sender)
+        deliveries_add(event, [s.id for s in subscriptions], now=now)
     return event
+
+
+def message_id_for(event: Event) -> str:
+    """The webhook-id of an event's message: the same for every subscription, every retry and a replay."""
+    return f"msg_{event.uuid.hex}"
+
+
+def deliveries_add(event: Event, subscription_ids: list[int], *, now, manual: bool = False) -> list[Delivery]:
+    """Pending deliveries of an event, due now; the sender is asked to run once the transaction commits."""
+    deliveries = Delivery.objects.bulk_create(
+        [
+            Delivery(
+                event=event,
+                subscription_id=subscription_id,
+                message_id=message_id_for(event),
+                next_attempt_at=now,
+                created_at=now,
+                manual=manual,
+            )
+            for subscription_id in subscription_ids
+        ]
+    )
+    kick_on_commit()
+    return deliveries
+
+
+def kick_on_commit() -> None:
+    """Ask for one send task after the current transaction commits (once per transaction)."""
+    pending = getattr(connection, "run_on_commit", None) or ()
+    if any(callback is _kick_sender for _, callback, _ in pending):
+        return
+    transaction.on_commit(_kick_sender)
 
 
 def _kick_sender() -> None:

@@ -1,0 +1,147 @@
+"""Keep webhooks away from the platform's own network (SSRF): the URL at save, the resolved address at send."""
+
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+import requests
+from django.conf import settings
+from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
+from requests_hardened.ip_filter import EXTRA_BLOCKED_NET_RANGES, InvalidIPAddress
+from requests_hardened.ip_filter_adapter import IPFilterAdapter
+from urllib3.util.connection import allowed_gai_family
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# The private ranges WEBHOOKS_ALLOW_PRIVATE_URLS opens (development receivers, containers, tests).
+PRIVATE_NETWORKS = tuple(
+    ipaddress.ip_network(network) for network in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
+)
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class UnsafeURL(ValueError):
+    """A URL the platform refuses to send webhooks to; the message says why."""
+
+
+def private_urls_allowed() -> bool:
+    return bool(settings.WEBHOOKS_ALLOW_PRIVATE_URLS)
+
+
+def address_refusal(ip: IPAddress, *, allow_private: bool) -> str | None:
+    """Why a webhook may not be sent to this address, or None when it may."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # ::ffff:10.0.0.1 is 10.0.0.1
+    if ip.is_link_local:
+        return f"{ip} is a link-local address (such as the cloud metadata service 169.254.169.254)"
+    if ip.is_loopback:
+        return None if allow_private else f"{ip} is a loopback address"
+    if any(ip in network for network in PRIVATE_NETWORKS):
+        return None if allow_private else f"{ip} is a private network address"
+    if ip.is_unspecified or ip.is_multicast:
+        return f"{ip} is not a unicast address"
+    if (
+        ip.is_reserved
+        or ip.is_private
+        or not ip.is_global
+        or getattr(ip, "is_site_local", False)
+        or any(ip in network for network in EXTRA_BLOCKED_NET_RANGES)
+    ):
+        return f"{ip} is a reserved address"
+    return None
+
+
+def url_refusal(url: str, *, allow_private: bool | None = None) -> str | None:
+    """Why this URL may not receive webhooks (scheme, host, every address it resolves to), or None."""
+    allow_private = private_urls_allowed() if allow_private is None else allow_private
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "This is not a valid URL."
+    if parts.scheme not in DEFAULT_PORTS:
+        return "Only http:// and https:// URLs can receive webhooks."
+    host = parts.hostname
+    if not host:
+        return "The URL has no host name."
+    try:
+        addresses = resolve(host, port or DEFAULT_PORTS[parts.scheme])
+    except UnsafeURL as error:
+        return str(error)
+    for ip in addresses:
+        refusal = address_refusal(ip, allow_private=allow_private)
+        if refusal:
+            hint = (
+                ""
+                if allow_private or "link-local" in refusal
+                else " (allowed only with WEBHOOKS_ALLOW_PRIVATE_URLS)"
+            )
+            return f"Webhooks cannot be sent to {host}: {refusal}{hint}."
+    return None
+
+
+def url_check(url: str) -> None:
+    refusal = url_refusal(url)
+    if refusal:
+        raise UnsafeURL(refusal)
+
+
+def resolve(host: str, port: int) -> list[IPAddress]:
+    """Every address a host name (or IP literal) stands for."""
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError, OSError):
+        raise UnsafeURL(f"The host name {host} could not be resolved; check the URL.") from None
+    # Scope ids (fe80::1%eth0) are not part of the address.
+    return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in found]
+
+
+class GuardedAdapter(IPFilterAdapter):
+    """requests-hardened's pinning adapter with the platform's address policy.
+
+    The host name is resolved once per request, the address checked and the connection made to that
+    address (TLS still verified against the name), so DNS rebinding cannot swap in another address
+    after the check. Without WEBHOOKS_ALLOW_PRIVATE_URLS the library's own filter does the work and ours
+    checks its pick again; with it, the library would still refuse private ranges, so the same pinning
+    is done here with the development policy (loopback and private allowed, link-local never).
+    """
+
+    def __init__(self, *, https: bool) -> None:
+        super().__init__(is_https_proto=https, allow_loopback=False)
+
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+        allow_private = private_urls_allowed()
+        if allow_private:
+            host_params, pool_kwargs = self._pin_to_allowed_address(request, verify, cert)
+        else:
+            host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        refusal = address_refusal(
+            ipaddress.ip_address(host_params["host"].strip("[]")), allow_private=allow_private
+        )
+        if refusal:
+            raise InvalidIPAddress(refusal)
+        return host_params, pool_kwargs
+
+    def _pin_to_allowed_address(self, request, verify, cert):
+        host_params, pool_kwargs = HTTPAdapter.build_connection_pool_key_attributes(
+            self, request, verify, cert
+        )
+        hostname, port = host_params["host"], host_params["port"]
+        request.headers = CaseInsensitiveDict(request.headers or {})
+        host_header = f"[{hostname}]" if ":" in hostname else hostname
+        request.headers["Host"] = f"{host_header}:{port}" if port is not None else host_header
+        if self._is_https_proto:
+            pool_kwargs["assert_hostname"] = hostname
+            pool_kwargs["server_hostname"] = hostname
+        try:
+            found = socket.getaddrinfo(hostname, port, family=allowed_gai_family(), type=socket.SOCK_STREAM)
+        except socket.gaierror as error:
+            raise requests.ConnectionError(f"Failed to resolve {hostname}") from error
+        ip = ipaddress.ip_address(str(found[0][4][0]).split("%")[0])
+        host_params["host"] = str(ip) if ip.version == 4 else f"[{ip}]"
+        return host_params, pool_kwargs
