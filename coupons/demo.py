@@ -1,4 +1,5 @@
 """Demo data for a first look at the platform; loading it twice changes nothing."""
+
 import hashlib
 import hmac
 from datetime import timedelta
@@ -6,21 +7,30 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
 
 from coupons import services
 from coupons.api.auth import KEY_PREFIX_LENGTH, api_key_hash
 from coupons.models import ApiKey, Coupon, Distributor, Member, Merchant, Offer, Site
+from coupons.roles import ACCOUNT_MANAGER, CAMPAIGN_MANAGER, SUPPORT, roles_ensure
 
 DEMO_ADMIN = ("admin", "admin")
+# One staff user per role, to see the admin as each of them sees it.
+DEMO_ROLE_USERS = {
+    "account.manager": ACCOUNT_MANAGER,
+    "campaign.manager": CAMPAIGN_MANAGER,
+    "support": SUPPORT,
+}
+DEMO_ROLE_PASSWORD = "demo-password"  # noqa: S105
 DEMO_OFFERS = [
     {"name": "$10 off orders over $50", "coupon_type": "fixedAmount", "discount_value": Decimal("10.00"),
      "min_order_amount": Decimal("50.00"), "external_id": "DEMO-FIXED"},
     {"name": "10% off your next coffee", "coupon_type": "percentage", "discount_value": Decimal("10.00"),
      "external_id": "DEMO-PERCENT", "usage_limit_type": "multiple", "max_redemptions_per_code": 5},
     {"name": "Free delivery", "coupon_type": "freeShipping", "external_id": "DEMO-SHIPPING",
-     "expiry_type": "relative", "expiry_value": 15, "expiry_unit": "day"},
+     "expiry_type": "relative", "expiry_value": 15, "expiry_unit": "day", "content_gate": True},
     {"name": "Mystery treat", "coupon_type": "mystery", "external_id": "DEMO-MYSTERY", "mystery_discounts": [
         {"coupon_type": "percentage", "discount_value": "5", "weight": 6},
         {"coupon_type": "percentage", "discount_value": "20", "weight": 3},
@@ -58,17 +68,31 @@ def demo_load() -> dict:
         offer.distributors.add(distributor)
         services.coupons_create(offer=offer, member_ids=[1300, 1301, 1302], multiple=False)
         services.coupons_create(offer=offer, count=5)
-    return {"admin": _demo_admin(), "api_key": _demo_api_key(merchant), "coupons": Coupon.objects.count()}
+    roles_ensure()
+    first = Offer.objects.filter(merchant=merchant, external_id=DEMO_OFFERS[0]["external_id"]).first()
+    return {
+        "admin": _demo_user(*DEMO_ADMIN, superuser=True),
+        "role_users": [
+            (*_demo_user(username, DEMO_ROLE_PASSWORD, group=role), role)
+            for username, role in DEMO_ROLE_USERS.items()
+        ],
+        "api_key": _demo_api_key(merchant),
+        "coupons": Coupon.objects.count(),
+        "reveal_path": f"/c/{first.public_token}/",
+    }
 
 
-def _demo_admin() -> tuple[str, str]:
-    username, password = DEMO_ADMIN
+def _demo_user(username: str, password: str, *, superuser: bool = False, group: str = "") -> tuple[str, str]:
+    """A staff user (in its role's group); the password is shown only while it is still the demo one."""
     user, created = get_user_model().objects.get_or_create(
-        username=username, defaults={"is_staff": True, "is_superuser": True, "email": "admin@example.com"}
+        username=username,
+        defaults={"is_staff": True, "is_superuser": superuser, "email": f"{username}@example.com"},
     )
     if created:
         user.set_password(password)
         user.save()
+    if group:
+        user.groups.add(Group.objects.get(name=group))
     return username, password if created or user.check_password(password) else "(changed since the demo load)"
 
 
@@ -76,6 +100,11 @@ def _demo_api_key(merchant: Merchant) -> str:
     token = demo_api_token()
     ApiKey.objects.get_or_create(
         prefix=token[:KEY_PREFIX_LENGTH],
-        defaults={"name": "Demo key", "hashed_key": api_key_hash(token), "scopes": ApiKey.SCOPES, "merchant": merchant},
+        defaults={
+            "name": "Demo key",
+            "hashed_key": api_key_hash(token),
+            "scopes": ApiKey.SCOPES,
+            "merchant": merchant,
+        },
     )
     return token
