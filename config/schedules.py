@@ -8,6 +8,10 @@ from django.utils import timezone
 SCHEDULES: dict[str, tuple[str, int]] = {
     "coupons: expire codes": ("coupons.tasks.coupons_expire_task", 5),
     "coupons: purge expired idempotency keys": ("coupons.tasks.idempotency_records_purge_task", 60),
+    # Retries that fell due, and deliveries whose claim expired with a killed worker.
+    "webhooks: retry sweep": ("webhooks.tasks.deliveries_sweep_task", 1),
+    "webhooks: disable failing subscriptions": ("webhooks.tasks.subscriptions_auto_disable_task", 60),
+    "webhooks: purge old delivery log": ("webhooks.tasks.deliveries_purge_task", 1440),
 }
 
 
