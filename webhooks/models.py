@@ -4,6 +4,7 @@ import base64
 import secrets
 import uuid
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -60,6 +61,20 @@ class Subscription(models.Model):
 
     def __str__(self) -> str:
         return self.name or f"{self.format} → {self.url}"
+
+    def clean(self) -> None:
+        from webhooks.validation import subscription_errors
+
+        errors = subscription_errors(
+            url=self.url,
+            format=self.format,
+            events=self.events,
+            http_method=self.http_method,
+            params=self.params,
+            headers=self.headers,
+        )
+        if errors:
+            raise ValidationError(errors)
 
     def signing_secrets(self, now=None) -> list[str]:
         """The current secret, plus the previous one while a rotation's grace period lasts."""
