@@ -1,5 +1,6 @@
 """django-q2 tasks for coupons: thin wrappers over the services."""
-from coupons import services
+
+from coupons import jobs, services
 
 
 def coupons_expire_task() -> int:
@@ -10,3 +11,12 @@ def idempotency_records_purge_task() -> int:
     from coupons.api.idempotency import idempotency_records_purge
 
     return idempotency_records_purge()
+
+
+def job_run_task(job_id: int) -> None:
+    """Run a background job's pending chunks (on the bulk cluster); failures are recorded on the job."""
+    jobs.job_run(job_id=job_id)
+
+
+def jobs_recover_stale_task() -> int:
+    return jobs.jobs_recover_stale()

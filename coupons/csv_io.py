@@ -1,0 +1,376 @@
+"""CSV export of an offer's codes (streamed, constant memory) and import of a merchant's own codes (all or nothing)."""
+
+import csv
+import io
+import re
+import zoneinfo
+from collections.abc import Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import BinaryIO
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from coupons import bulk, jobs, services
+from coupons.errors import ApplicationError, invalid
+from coupons.models import Coupon, CouponStatus, Job, JobChunk, Member, Offer
+
+# --- export -------------------------------------------------------------------------------------
+
+EXPORT_COLUMNS = ("code", "member_id", "member_no", "status", "issued_at", "expires_at", "times_redeemed")
+EXPORT_BLOCK_ROWS = 5000
+BOM = "\ufeff".encode()
+
+
+def coupons_csv_filename(offer: Offer) -> str:
+    return f"offer-{offer.id}-codes.csv"
+
+
+def coupons_csv_stream(*, offer: Offer, bom: bool = False) -> Iterator[bytes]:
+    """Every code of the offer as UTF-8 CSV (RFC 4180, header first), in blocks of bytes for a streamed response.
+
+    Rows come from a server-side cursor (a named cursor on PostgreSQL), so memory stays flat however many
+    codes there are. `status` is what a shopper would see now: an active code past its expiry reads expired.
+    `bom` starts the file with a UTF-8 byte order mark so Excel opens it as UTF-8.
+    """
+    now = timezone.now()
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(EXPORT_COLUMNS)
+    yield (BOM if bom else b"") + out.getvalue().encode()
+    rows = (
+        Coupon.objects.filter(offer_id=offer.pk)
+        .order_by("id")
+        .values_list(
+            "code", "member_id", "member__member_no", "status", "issued_at", "expires_at", "times_redeemed"
+        )
+    )
+    # On PostgreSQL a transaction keeps the named cursor from being materialised (WITH HOLD) before the first
+    # row; SQLite reads in chunks without one, and an IMMEDIATE transaction there would block every writer.
+    with transaction.atomic() if connection.vendor == "postgresql" else nullcontext():
+        block: list[tuple] = []
+        for code, member_id, member_no, status, issued_at, expires_at, times in rows.iterator(
+            chunk_size=EXPORT_BLOCK_ROWS
+        ):
+            if status == CouponStatus.ACTIVE and expires_at is not None and expires_at <= now:
+                status = CouponStatus.EXPIRED
+            block.append((code, member_id, member_no, status, _iso(issued_at), _iso(expires_at), times))
+            if len(block) >= EXPORT_BLOCK_ROWS:
+                yield _csv_block(writer, out, block)
+        if block:
+            yield _csv_block(writer, out, block)
+
+
+def _csv_block(writer, out: io.StringIO, block: list[tuple]) -> bytes:
+    out.seek(0)
+    out.truncate()
+    writer.writerows(block)
+    block.clear()
+    return out.getvalue().encode()
+
+
+def _iso(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC, as the API renders times."""
+    if value is None:
+        return None
+    text = value.astimezone(UTC).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+# --- import -------------------------------------------------------------------------------------
+
+CODE_RE = re.compile(r"[A-Za-z0-9_-]+")
+CODE_MAX_LENGTH = 64
+HEADER_NAMES = {
+    "code": {"code", "codes", "coupon", "coupon_code", "coupon code", "voucher", "voucher_code", "hash"},
+    "member_id": {"member_id", "member id", "memberid", "member"},
+    "expires_at": {"expires_at", "expires", "expiry", "expiry_date", "expiry date", "expiration_date",
+                   "couponexpirydate"},
+}  # fmt: skip
+ERRORS_LISTED = 1000
+LOOKUP_BATCH = 5000
+REASONS = {
+    "empty": "The row has no code.",
+    "too_long": f"The code is longer than {CODE_MAX_LENGTH} characters.",
+    "bad_characters": "A code may hold only ASCII letters, digits, '-' and '_'.",
+    "duplicate_in_file": "The code appears more than once in the file.",
+    "already_exists": "The code already exists.",
+    "bad_member": "The member id is not a whole number.",
+    "unknown_member": "No member has this id.",
+    "bad_date": "The expiry is not an ISO 8601 date or date and time (e.g. 2025-12-31 or 2025-12-31T23:59:00+11:00).",
+    "expiry_in_past": "The expiry is in the past.",
+    "too_many_columns": "Without a header a row holds at most a code, a member id and an expiry.",
+}
+
+
+@dataclass
+class ImportResult:
+    """An import done in the request."""
+
+    imported: int
+
+    def as_dict(self) -> dict:
+        return {"imported": self.imported}
+
+
+class ImportRejected(ApplicationError):
+    """Rows of an upload that are not valid, every one of them with its reason; nothing was imported."""
+
+    def __init__(self, rows: list[dict]):
+        listed = "" if len(rows) <= ERRORS_LISTED else f" (the first {ERRORS_LISTED} are listed)"
+        super().__init__(
+            "invalid_request",
+            f"{len(rows)} row{'s' if len(rows) != 1 else ''} of the file {'are' if len(rows) != 1 else 'is'} "
+            f"not valid{listed}; nothing was imported.",
+            fields={"file": ["invalid_rows"]},
+        )
+        self.rows = rows[:ERRORS_LISTED]
+
+    def as_body(self) -> dict:
+        body = super().as_body()
+        body["error"]["rows"] = self.rows
+        return body
+
+
+@dataclass
+class _Parsed:
+    """The file's rows as columns, with the file row number of each (1 = the first line)."""
+
+    line_numbers: list[int] = field(default_factory=list)
+    codes: list[str] = field(default_factory=list)
+    member_cells: list[str] = field(default_factory=list)
+    expiry_cells: list[str] = field(default_factory=list)
+    errors: list[dict] = field(default_factory=list)
+
+
+def codes_import(*, offer: Offer, file: bytes | BinaryIO, filename: str = "") -> ImportResult | Job:
+    """Import the merchant's own codes from a CSV file: all or nothing.
+
+    The file is UTF-8 (with or without BOM), one code a row, an optional header, and optional columns
+    member id and expiry (ISO 8601; a date means the end of that day in the offer's site time zone).
+    Every row is checked before anything is written; the rejected rows come back together as ImportRejected
+    (400, `error.rows` = [{row, code, reason, message}]). Files up to CSV_IMPORT_INLINE_MAX_BYTES and
+    CSV_IMPORT_INLINE_MAX_ROWS are imported in the request (ImportResult); larger ones return a Job that
+    imports them in one transaction on the cluster (a failed job lists the rows in job.params["errors"]).
+    """
+    data = _read_limited(file)
+    text = _decode(data)
+    rows = _count_rows(text)
+    if not rows:
+        raise invalid("The file holds no codes.", file="empty")
+    if len(data) > settings.CSV_IMPORT_INLINE_MAX_BYTES or rows > settings.CSV_IMPORT_INLINE_MAX_ROWS:
+        return jobs.job_import_create(
+            offer=offer, payload=data, rows=rows, params={"filename": filename[:200], "bytes": len(data)}
+        )
+    with transaction.atomic():
+        offer = Offer.objects.select_related("site").get(pk=offer.pk)
+        return ImportResult(imported=_import_text(offer, None, text))
+
+
+def codes_import_chunk(*, job: Job, chunk: JobChunk) -> int:
+    """The job side of a large import: validate the stored file in full, then insert every row (one transaction)."""
+    return _import_text(job.offer, job, _decode(bytes(chunk.payload)))
+
+
+def _read_limited(file: bytes | BinaryIO) -> bytes:
+    limit = settings.CSV_IMPORT_MAX_BYTES
+    data = file if isinstance(file, bytes | bytearray) else file.read(limit + 1)
+    if len(data) > limit:
+        raise ApplicationError(
+            "payload_too_large",
+            f"The file is larger than {limit // (1024 * 1024)} MB; split it into several uploads.",
+            fields={"file": ["too_large"]},
+        )
+    return bytes(data)
+
+
+def _decode(data: bytes) -> str:
+    """UTF-8 text, BOM dropped; any other encoding is refused with how to fix it."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(data) >= 4 and data[1:4:2] == b"\x00\x00"):
+        raise invalid(
+            "The file is UTF-16, not UTF-8. Save it as 'CSV UTF-8 (comma delimited)' and upload it again.",
+            file="not_utf8",
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise invalid(
+            f"The file is not UTF-8: line {line} holds the byte 0x{data[error.start]:02X} (Latin-1 or Windows "
+            "text?). Save it as 'CSV UTF-8 (comma delimited)' and upload it again.",
+            file="not_utf8",
+        ) from None
+
+
+def _reader(text: str) -> Iterator[tuple[int, list[str]]]:
+    """Non-blank CSV rows with their file line numbers."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    for cells in reader:
+        if any(cell.strip() for cell in cells):
+            yield reader.line_num, cells
+
+
+def _count_rows(text: str) -> int:
+    rows = _reader(text)
+    first = next(rows, None)
+    if first is None:
+        return 0
+    return sum(1 for _ in rows) + (0 if _header_columns(first[1]) else 1)
+
+
+def _header_columns(cells: list[str]) -> dict[str, int] | None:
+    """Column positions named by a header row, or None when the first row is data."""
+    names = [cell.strip().lower() for cell in cells]
+    found = {key: names.index(n) for key, known in HEADER_NAMES.items() for n in names if n in known}
+    if not found:
+        return None
+    if "code" not in found:
+        raise invalid("The header names no code column (call it 'code').", file="no_code_column")
+    return found
+
+
+def _parse(text: str) -> _Parsed:
+    parsed = _Parsed()
+    rows = _reader(text)
+    first = next(rows, None)
+    if first is None:
+        raise invalid("The file holds no codes.", file="empty")
+    header = _header_columns(first[1])
+    positions = header or {"code": 0, "member_id": 1, "expires_at": 2}
+    if header is None:
+        rows = iter([first, *rows])
+    code_at, member_at, expiry_at = (positions.get(k, -1) for k in ("code", "member_id", "expires_at"))
+    for line, cells in rows:
+        code = _cell(cells, code_at)
+        if header is None and len(cells) > 3 and any(c.strip() for c in cells[3:]):
+            parsed.errors.append(_row_error(line, code, "too_many_columns"))
+        parsed.line_numbers.append(line)
+        parsed.codes.append(code)
+        parsed.member_cells.append(_cell(cells, member_at))
+        parsed.expiry_cells.append(_cell(cells, expiry_at))
+    return parsed
+
+
+def _cell(cells: list[str], at: int) -> str:
+    return cells[at].strip() if 0 <= at < len(cells) else ""
+
+
+def _row_error(line: int, code: str, reason: str, message: str | None = None) -> dict:
+    return {"row": line, "code": code[:100], "reason": reason, "message": message or REASONS[reason]}
+
+
+def _import_text(offer: Offer, job: Job | None, text: str) -> int:
+    """Validate every row, then insert them all, in the caller's transaction."""
+    parsed = _parse(text)
+    rows = _validated(offer, parsed)
+    return bulk.coupons_insert_given(offer=offer, job=job, rows=rows)
+
+
+def _validated(offer: Offer, parsed: _Parsed) -> bulk.NewCoupons:
+    errors = parsed.errors
+    _codes_check(parsed, errors)
+    member_ids = _members_check(parsed, errors)
+    expiries = _expiries_check(offer, parsed, errors)
+    if errors:
+        raise ImportRejected(sorted(errors, key=lambda e: e["row"]))
+    return _rows_for_insert(offer, parsed.codes, member_ids, expiries)
+
+
+def _codes_check(parsed: _Parsed, errors: list[dict]) -> None:
+    first_seen: dict[str, int] = {}
+    fine: list[str] = []
+    for line, code in zip(parsed.line_numbers, parsed.codes, strict=True):
+        if not code:
+            errors.append(_row_error(line, code, "empty"))
+        elif len(code) > CODE_MAX_LENGTH:
+            errors.append(_row_error(line, code, "too_long"))
+        elif not CODE_RE.fullmatch(code) or not code.isascii():
+            errors.append(_row_error(line, code, "bad_characters"))
+        elif code in first_seen:
+            errors.append(
+                _row_error(
+                    line, code, "duplicate_in_file", f"The code already appears on row {first_seen[code]}."
+                )
+            )
+        else:
+            first_seen[code] = line
+            fine.append(code)
+    for start in range(0, len(fine), LOOKUP_BATCH):
+        batch = fine[start : start + LOOKUP_BATCH]
+        for code in Coupon.objects.filter(code__in=batch).values_list("code", flat=True):
+            errors.append(_row_error(first_seen[code], code, "already_exists"))
+
+
+def _members_check(parsed: _Parsed, errors: list[dict]) -> list[int | None] | None:
+    if not any(parsed.member_cells):
+        return None
+    ids: list[int | None] = []
+    for line, code, cell in zip(parsed.line_numbers, parsed.codes, parsed.member_cells, strict=True):
+        if cell and not (cell.isascii() and cell.isdigit() and 0 < int(cell) < 2**63):
+            errors.append(_row_error(line, code, "bad_member"))
+            cell = ""
+        ids.append(int(cell) if cell else None)
+    wanted = {i for i in ids if i is not None}
+    known = set(Member.objects.filter(id__in=wanted).values_list("id", flat=True)) if wanted else set()
+    for line, code, member_id in zip(parsed.line_numbers, parsed.codes, ids, strict=True):
+        if member_id is not None and member_id not in known:
+            errors.append(_row_error(line, code, "unknown_member"))
+    return ids
+
+
+def _expiries_check(offer: Offer, parsed: _Parsed, errors: list[dict]) -> list[datetime | None] | None:
+    if not any(parsed.expiry_cells):
+        return None
+    zone = zoneinfo.ZoneInfo(offer.site.timezone)
+    now = timezone.now()
+    expiries: list[datetime | None] = []
+    for line, code, cell in zip(parsed.line_numbers, parsed.codes, parsed.expiry_cells, strict=True):
+        expiry = _expiry_parse(cell, zone) if cell else None
+        if cell and expiry is None:
+            errors.append(_row_error(line, code, "bad_date"))
+        elif expiry is not None and expiry <= now:
+            errors.append(_row_error(line, code, "expiry_in_past"))
+        expiries.append(expiry)
+    return expiries
+
+
+def _expiry_parse(cell: str, zone: zoneinfo.ZoneInfo) -> datetime | None:
+    """An ISO 8601 expiry in UTC; a bare date lasts to the end of that day, naive times are the site's."""
+    try:
+        if len(cell) == 10:
+            day = date.fromisoformat(cell)
+            return datetime.combine(day + timedelta(days=1), time(), tzinfo=zone).astimezone(UTC)
+        value = datetime.fromisoformat(cell)
+    except ValueError:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=zone)).astimezone(UTC)
+
+
+def _rows_for_insert(
+    offer: Offer,
+    codes: list[str],
+    member_ids: list[int | None] | None,
+    expiries: list[datetime | None] | None,
+) -> bulk.NewCoupons:
+    """Per-row issue and expiry times, and a mystery offer's drawn discounts."""
+    now = timezone.now()
+    pooled = offer.issue_from_pool
+    # A pool code is issued when a shopper takes it, unless the file already hands it to a member.
+    issued = [now if (not pooled or (member_ids and member_ids[i])) else None for i in range(len(codes))]
+    rows = bulk.NewCoupons(
+        codes=codes,
+        member_ids=member_ids,
+        issued_at=issued,
+        expires_at=[
+            (expiries[i] if expiries and expiries[i] else services.coupon_expiry(offer, issued[i]))
+            for i in range(len(codes))
+        ],
+    )
+    if offer.coupon_type == "mystery":
+        draws = [services.mystery_draw(offer) for _ in codes]
+        rows.discount_types = [d[0] for d in draws]
+        rows.discount_values = [d[1] for d in draws]
+    return rows
