@@ -23,6 +23,8 @@ class Command(BaseCommand):
         processes = [
             subprocess.Popen([*manage, "runserver", "--noreload", f"{host}:{port}"]),
             subprocess.Popen([*manage, "qcluster"]),
+            # Code generation and import jobs run on their own cluster (long timeout) so they never delay webhooks.
+            subprocess.Popen([*manage, "qcluster"], env={**os.environ, "Q_CLUSTER_NAME": "bulk"}),
         ]
         signal.signal(signal.SIGTERM, lambda *_: self._stop(processes))
         try:
