@@ -242,6 +242,10 @@ class CouponsCreateInSerializer(serializers.Serializer):
         return data
 
 
+class ImportResultSerializer(serializers.Serializer):
+    imported = serializers.IntegerField(help_text="Codes imported.")
+
+
 class IssueInSerializer(serializers.Serializer):
     identifier = serializers.CharField(
         max_length=200, required=False, help_text="Your key for create-or-retrieve, e.g. a customer id."

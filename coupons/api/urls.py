@@ -9,6 +9,10 @@ urlpatterns = [
     path("offers/<int:offer_id>/", views.OfferApi.as_view(), name="offer"),
     path("offers/<int:offer_id>/stats/", views.OfferStatsApi.as_view(), name="offer-stats"),
     path("offers/<int:offer_id>/coupons/", views.OfferCouponsApi.as_view(), name="offer-coupons"),
+    path("offers/<int:offer_id>/coupons.csv", views.OfferCouponsCsvApi.as_view(), name="offer-coupons-csv"),
+    path(
+        "offers/<int:offer_id>/codes/import", views.OfferCodesImportApi.as_view(), name="offer-codes-import"
+    ),
     path("offers/<int:offer_id>/issue", views.OfferIssueApi.as_view(), name="offer-issue"),
     path(
         "customer_engagement/coupon", views.CustomerEngagementCouponApi.as_view(), name="customer-engagement"

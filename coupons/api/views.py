@@ -2,14 +2,18 @@
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
+from django.http import StreamingHttpResponse
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
-from coupons import selectors, services
+from coupons import csv_io, jobs, selectors, services
 from coupons.api import serializers as s
 from coupons.api.base import ApiView
+from coupons.api.parsers import CsvBodyParser, JsonOnlyNegotiation
 from coupons.api.schema import error_response
 from coupons.api.throttling import unknown_code_guard
 from coupons.errors import ApplicationError, invalid, not_found
@@ -155,14 +159,8 @@ class OfferCouponsApi(ApiView):
         member_ids, count = data.get("Members"), data.get("count")
         wanted = count if count is not None else len(member_ids)
         if data["TaskServer"] or wanted > settings.CODES_IN_REQUEST_MAX:
-            from coupons import jobs
-
             job = jobs.job_generate_start(offer=offer, member_ids=member_ids, multiple=multiple, count=count)
-            return Response(
-                s.JobSerializer(job).data,
-                status=status.HTTP_202_ACCEPTED,
-                headers={"Location": _job_url(job)},
-            )
+            return _job_accepted(job)
         coupons = services.coupons_create(offer=offer, member_ids=member_ids, multiple=multiple, count=count)
         body = {"count": len(coupons), "results": s.CouponSerializer(coupons, many=True).data}
         return Response(body, status=status.HTTP_201_CREATED)
@@ -179,8 +177,77 @@ def _status_filter(wanted: str) -> Q:
     return Q(status=wanted)
 
 
-def _job_url(job: Job) -> str:
-    return f"/api/v1/jobs/{job.id}/"
+def _job_accepted(job: Job) -> Response:
+    """202 with the job, and where to follow its progress."""
+    location = f"/api/v1/jobs/{job.id}/"
+    return Response(
+        s.JobSerializer(job).data, status=status.HTTP_202_ACCEPTED, headers={"Location": location}
+    )
+
+
+class OfferCouponsCsvApi(ApiView):
+    required_scope = READ
+    content_negotiation_class = JsonOnlyNegotiation  # a CSV client's Accept must not turn errors into 406
+
+    @extend_schema(
+        summary="Export every code as CSV",
+        description="UTF-8 CSV, streamed: "
+        + ", ".join(csv_io.EXPORT_COLUMNS)
+        + ". `?bom=1` starts it with a "
+        "byte order mark so Excel reads it as UTF-8.",
+        parameters=[OpenApiParameter("bom", OpenApiTypes.STR, enum=["0", "1", "true", "false"])],
+        responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="The codes.")},
+    )
+    def get(self, request, offer_id: int):
+        offer = selectors.offer_get(owner=self.owner, offer_id=offer_id)
+        bom = request.query_params.get("bom", "0").lower()
+        if bom not in ("0", "1", "true", "false"):
+            raise invalid("bom is 1 or 0.", bom="invalid")
+        response = StreamingHttpResponse(
+            csv_io.coupons_csv_stream(offer=offer, bom=bom in ("1", "true")),
+            content_type="text/csv; charset=utf-8",
+        )
+        response["Content-Disposition"] = f'attachment; filename="{csv_io.coupons_csv_filename(offer)}"'
+        return response
+
+
+class OfferCodesImportApi(ApiView):
+    required_scope = "offers"
+    parser_classes = [MultiPartParser, CsvBodyParser]
+
+    @staticmethod
+    def max_body_bytes() -> int:
+        return settings.CSV_IMPORT_MAX_BYTES
+
+    @extend_schema(
+        summary="Import your own codes from CSV",
+        description="One code a row, optional header, optional member id and expiry columns; UTF-8. All or "
+        "nothing: a refused file answers 400 with `error.rows` = [{row, code, reason, message}]. A large file "
+        "is imported by a background job (202).",
+        request={
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}},
+                "required": ["file"],
+            },
+            "text/csv": {"type": "string", "format": "binary"},
+        },  # fmt: skip
+        responses={201: s.ImportResultSerializer, 202: s.JobSerializer},
+    )
+    def post(self, request, offer_id: int):
+        offer = selectors.offer_get(owner=self.owner, offer_id=offer_id)
+        upload = request.data.get("file") if hasattr(request.data, "get") else None
+        if isinstance(request.data, bytes):
+            result = csv_io.codes_import(offer=offer, file=request.data)
+        elif upload is not None and hasattr(upload, "read"):
+            result = csv_io.codes_import(offer=offer, file=upload, filename=upload.name or "")
+        else:
+            raise invalid(
+                "Upload the CSV as the multipart field 'file' or as a text/csv body.", file="required"
+            )
+        if isinstance(result, Job):
+            return _job_accepted(result)
+        return Response(s.ImportResultSerializer(result.as_dict()).data, status=status.HTTP_201_CREATED)
 
 
 class OfferIssueApi(ApiView):
