@@ -1,0 +1,202 @@
+"""The staff roles: each group reaches what its job needs in the admin and nothing else."""
+
+import pytest
+from django.contrib.auth.models import Group, Permission, User
+from django.test import Client
+
+from coupons import services
+from coupons.demo import DEMO_ROLE_PASSWORD, DEMO_ROLE_USERS, demo_load
+from coupons.roles import ACCOUNT_MANAGER, CAMPAIGN_MANAGER, ROLES, SUPPORT, role_permissions, roles_ensure
+
+
+@pytest.fixture
+def as_role(db):
+    def login(role: str) -> Client:
+        user = User.objects.create_user(username=role.lower().replace(" ", "."), password=None, is_staff=True)
+        user.groups.add(Group.objects.get(name=role))
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return login
+
+
+@pytest.fixture
+def redemption(offer):
+    (coupon,) = services.coupons_create(offer=offer, count=1)
+    order = services.order_parse(order_value="100.00", currency="AUD")
+    return services.coupon_redeem(code=coupon.code, order_id="order-1", order=order)[0]
+
+
+def statuses(client: Client, paths: list[str]) -> dict[str, int]:
+    return {path: client.get(path).status_code for path in paths}
+
+
+def test_the_migration_creates_the_three_groups_with_every_permission_of_their_role(db):
+    for role in ROLES:
+        held = set(
+            Group.objects.get(name=role).permissions.values_list("content_type__app_label", "codename")
+        )
+        assert held == {(app, codename) for app, _, codename in role_permissions(role)}
+
+
+def test_roles_ensure_puts_back_what_was_removed_and_takes_away_what_was_added(db):
+    group = Group.objects.get(name=SUPPORT)
+    group.permissions.remove(Permission.objects.get(codename="change_redemption"))
+    group.permissions.add(Permission.objects.get(codename="delete_offer"))
+
+    roles_ensure()
+    roles_ensure()
+
+    codenames = set(group.permissions.values_list("codename", flat=True))
+    assert "change_redemption" in codenames and "delete_offer" not in codenames
+
+
+def test_no_role_touches_api_keys(db):
+    for role in ROLES:
+        assert not Group.objects.get(name=role).permissions.filter(content_type__model="apikey").exists()
+
+
+def test_the_demo_has_one_staff_user_per_role_who_can_log_in(db):
+    demo_load()
+
+    for username, role in DEMO_ROLE_USERS.items():
+        user = User.objects.get(username=username)
+        assert user.is_staff and not user.is_superuser
+        assert list(user.groups.values_list("name", flat=True)) == [role]
+        assert Client().login(username=username, password=DEMO_ROLE_PASSWORD)
+
+
+# --- Campaign manager -------------------------------------------------------------------------
+
+
+def test_a_campaign_manager_runs_offers_codes_jobs_members_and_reports(as_role, offer, redemption):
+    client = as_role(CAMPAIGN_MANAGER)
+    paths = [
+        "/admin/coupons/offer/", "/admin/coupons/offer/add/", f"/admin/coupons/offer/{offer.pk}/change/",
+        "/admin/coupons/coupon/", "/admin/coupons/job/", "/admin/coupons/member/", "/admin/coupons/member/add/",
+        "/admin/coupons/redemption/", "/admin/coupons/merchant/add/", "/admin/reports/",
+    ]  # fmt: skip
+
+    assert statuses(client, paths) == dict.fromkeys(paths, 200)
+
+
+def test_a_campaign_manager_cannot_reach_api_keys_or_delete_offers(as_role, offer):
+    client = as_role(CAMPAIGN_MANAGER)
+
+    assert statuses(client, [
+        "/admin/coupons/apikey/", "/admin/coupons/apikey/add/", f"/admin/coupons/offer/{offer.pk}/delete/",
+    ]) == {
+        "/admin/coupons/apikey/": 403, "/admin/coupons/apikey/add/": 403,
+        f"/admin/coupons/offer/{offer.pk}/delete/": 403,
+    }  # fmt: skip
+
+
+def test_a_campaign_manager_cannot_roll_back_a_redemption(as_role, redemption):
+    client = as_role(CAMPAIGN_MANAGER)
+
+    client.post("/admin/coupons/redemption/", {"action": "rollback", "_selected_action": [redemption.pk]})
+
+    redemption.refresh_from_db()
+    assert redemption.rolled_back_at is None
+
+
+def test_a_campaign_manager_edits_an_offer(as_role, offer):
+    client = as_role(CAMPAIGN_MANAGER)
+    form = client.get(f"/admin/coupons/offer/{offer.pk}/change/").context["adminform"].form
+    data = {name: value for name, value in form.initial.items() if value is not None}
+    data |= {"name": "Renamed by the campaign manager", "merchant": offer.merchant_id, "site": offer.site_id,
+             "start_date_0": "2020-01-01", "start_date_1": "00:00:00", "finish_date_0": "2099-01-01",
+             "finish_date_1": "00:00:00", "applicable_filters": "[]", "mystery_discounts": "[]"}  # fmt: skip
+    data = {k: v for k, v in data.items() if k not in ("start_date", "finish_date", "distributors")}
+
+    response = client.post(f"/admin/coupons/offer/{offer.pk}/change/", data)
+
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
+    offer.refresh_from_db()
+    assert offer.name == "Renamed by the campaign manager"
+
+
+def test_a_campaign_manager_deactivates_codes(as_role, offer):
+    (coupon,) = services.coupons_create(offer=offer, count=1)
+    client = as_role(CAMPAIGN_MANAGER)
+
+    client.post("/admin/coupons/coupon/", {"action": "deactivate", "_selected_action": [coupon.pk]})
+
+    coupon.refresh_from_db()
+    assert coupon.status == "inactive"
+
+
+# --- Support ----------------------------------------------------------------------------------
+
+
+def test_support_sees_everything_coupon_side(as_role, offer, redemption):
+    client = as_role(SUPPORT)
+    paths = [
+        "/admin/coupons/offer/", f"/admin/coupons/offer/{offer.pk}/change/", "/admin/coupons/coupon/",
+        f"/admin/coupons/coupon/{redemption.coupon_id}/change/", "/admin/coupons/member/", "/admin/coupons/job/",
+        "/admin/coupons/redemption/", f"/admin/coupons/redemption/{redemption.pk}/change/", "/admin/coupons/merchant/",
+        "/admin/coupons/site/", "/admin/coupons/location/", "/admin/coupons/distributor/", "/admin/reports/",
+    ]  # fmt: skip
+
+    assert statuses(client, paths) == dict.fromkeys(paths, 200)
+
+
+def test_support_rolls_back_a_redemption(as_role, redemption):
+    client = as_role(SUPPORT)
+
+    response = client.post(
+        "/admin/coupons/redemption/", {"action": "rollback", "_selected_action": [redemption.pk]}
+    )
+
+    assert response.status_code == 302
+    redemption.refresh_from_db()
+    assert redemption.rolled_back_at is not None
+
+
+def test_support_edits_no_offer_and_deletes_nothing(as_role, offer, redemption):
+    client = as_role(SUPPORT)
+    paths = [
+        "/admin/coupons/offer/add/", f"/admin/coupons/offer/{offer.pk}/delete/",
+        f"/admin/coupons/coupon/{redemption.coupon_id}/delete/", f"/admin/coupons/redemption/{redemption.pk}/delete/",
+        "/admin/coupons/member/add/", "/admin/coupons/apikey/",
+    ]  # fmt: skip
+
+    assert statuses(client, paths) == dict.fromkeys(paths, 403)
+    assert client.post(f"/admin/coupons/offer/{offer.pk}/change/", {"name": "Changed"}).status_code == 403
+    page = client.get(f"/admin/coupons/offer/{offer.pk}/change/").content.decode()
+    assert 'name="_save"' not in page
+    offer.refresh_from_db()
+    assert offer.name != "Changed"
+
+
+def test_support_cannot_deactivate_codes(as_role, offer):
+    (coupon,) = services.coupons_create(offer=offer, count=1)
+    client = as_role(SUPPORT)
+
+    client.post("/admin/coupons/coupon/", {"action": "deactivate", "_selected_action": [coupon.pk]})
+
+    coupon.refresh_from_db()
+    assert coupon.status == "active"
+
+
+# --- Account manager --------------------------------------------------------------------------
+
+
+def test_an_account_manager_sees_offers_but_no_codes_members_or_api_keys(as_role, offer):
+    client = as_role(ACCOUNT_MANAGER)
+    allowed = ["/admin/coupons/offer/", f"/admin/coupons/offer/{offer.pk}/change/", "/admin/reports/"]
+    refused = [
+        "/admin/coupons/coupon/", "/admin/coupons/member/", "/admin/coupons/redemption/", "/admin/coupons/apikey/",
+        "/admin/coupons/offer/add/", "/admin/coupons/job/",
+    ]  # fmt: skip
+
+    assert statuses(client, allowed + refused) == dict.fromkeys(allowed, 200) | dict.fromkeys(refused, 403)
+
+
+def test_staff_without_a_role_reach_nothing(db, offer):
+    client = Client()
+    client.force_login(User.objects.create_user(username="nobody", password=None, is_staff=True))
+    paths = ["/admin/coupons/offer/", "/admin/coupons/coupon/", "/admin/reports/"]
+
+    assert statuses(client, paths) == dict.fromkeys(paths, 403)
