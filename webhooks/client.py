@@ -195,14 +195,13 @@ def _read_excerpt(response: requests.Response) -> str:
 
 
 def _describe(error: Exception, deadline: Deadline, connect_timeout: float) -> str:
-    if deadline.expired:
+    # The read timeout is the whole deadline too, so whichever fires first, the deadline has passed.
+    if deadline.expired or isinstance(error, requests.ReadTimeout):
         return f"Timed out: no complete answer within {deadline.seconds:g} s."
     if isinstance(error, InvalidIPAddress):
         return f"Refused: {_refusal_reason(str(error))}."
     if isinstance(error, requests.ConnectTimeout):
         return f"Timed out connecting (after {connect_timeout:g} s)."
-    if isinstance(error, requests.ReadTimeout):
-        return "Timed out waiting for the answer."
     if isinstance(error, requests.ConnectionError):
         return f"Connection failed: {_innermost(error)}"
     if isinstance(error, requests.RequestException):

@@ -163,23 +163,24 @@ def deliveries_send_due(*, now: datetime | None = None, run_seconds: float = RUN
 
 
 def deliveries_send(deliveries: list[Delivery], *, now: datetime | None = None) -> int:
-    """Send claimed deliveries concurrently and record what happened to each."""
+    """Send claimed deliveries concurrently and record what happened to each.
+
+    A given `now` freezes the clock (every attempt happens at that moment); otherwise attempts are
+    timed from the clock plus the monotonic time they took.
+    """
     prepared = [_prepare(delivery) for delivery in deliveries]
     base_time, base_clock = now or retries.clock(), time.monotonic()
     results = list(_executor().map(_send, prepared))
-    outcomes = [
-        outcome_of(
-            out.delivery,
-            result,
-            at=base_time + timedelta(seconds=result.finished - base_clock),
-            unsendable=out.request is None,
+
+    def moment(monotonic: float) -> datetime:
+        return base_time if now is not None else base_time + timedelta(seconds=monotonic - base_clock)
+
+    outcomes, attempts = [], []
+    for out, result in zip(prepared, results, strict=True):
+        outcomes.append(
+            outcome_of(out.delivery, result, at=moment(result.finished), unsendable=out.request is None)
         )
-        for out, result in zip(prepared, results, strict=True)
-    ]
-    attempts = [
-        _attempt(out, result, started_at=base_time + timedelta(seconds=result.started - base_clock))
-        for out, result in zip(prepared, results, strict=True)
-    ]
+        attempts.append(_attempt(out, result, started_at=moment(result.started)))
     _record(attempts, outcomes, now=base_time)
     return len(deliveries)
 

@@ -1,0 +1,54 @@
+"""Webhook test fixtures: a redeemable world, subscriptions pointed at a local receiver, a fresh route cache."""
+
+from decimal import Decimal
+
+import pytest
+
+from coupons import services as coupon_services
+from tests import factories
+from webhooks.outbox import route_cache
+
+from .factories import SubscriptionFactory
+
+
+@pytest.fixture(autouse=True)
+def fresh_routes():
+    # Subscriptions of earlier tests were rolled back; never route with their cached copies.
+    route_cache.forget()
+    yield
+    route_cache.forget()
+
+
+@pytest.fixture
+def receiver(httpserver):
+    """The local HTTP server webhooks are sent to (pytest-httpserver)."""
+    return httpserver
+
+
+@pytest.fixture
+def subscription(receiver, merchant):
+    return SubscriptionFactory(url=receiver.url_for("/hook"), merchant=merchant)
+
+
+@pytest.fixture
+def coupon(offer, member):
+    return factories.CouponFactory(offer=offer, member=member, code="REDEEMME1")
+
+
+def redeem(code: str, order_id: str = "ORDER-1", **kwargs):
+    order = coupon_services.order_parse(order_value="100.00", currency="AUD")
+    return coupon_services.coupon_redeem(code=code, order_id=order_id, order=order, **kwargs)
+
+
+@pytest.fixture
+def quick_timeouts(settings):
+    settings.WEBHOOKS_CONNECT_TIMEOUT = 1.0
+    settings.WEBHOOKS_TOTAL_TIMEOUT = 0.5
+    return settings
+
+
+@pytest.fixture
+def redeemable(offer):
+    offer.discount_value = Decimal("10.00")
+    offer.save()
+    return offer
