@@ -30,6 +30,6 @@ def reports_overview(request: HttpRequest) -> TemplateResponse:
             "failures": reports.failure_reasons(),
         }
     if can_webhooks:
-        context["webhooks"] = reports.webhook_health(days=reports.HEALTH_DAYS)
-        context["health_days"] = reports.HEALTH_DAYS
+        context["webhooks"] = reports.webhook_health()
+        context["health_hours"] = reports.HEALTH_HOURS
     return TemplateResponse(request, "admin/reports/overview.html", context)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.fields.json import KT
 from django.db.models.functions import TruncDate
 from django.utils import timezone
@@ -15,12 +15,12 @@ from django.utils import timezone
 from coupons.errors import CODE_REFUSALS
 from coupons.models import Coupon, Offer, Redemption
 from coupons.selectors import offer_stats
-from webhooks.models import Attempt, Delivery, Event, Subscription
+from webhooks.models import Delivery, Event, Subscription
+from webhooks.selectors import HEALTH_WINDOW, subscriptions_health
 
 CHART_DAYS = 90  # the chart shows at most this many most recent days
-HEALTH_DAYS = 7  # webhook health looks at the deliveries of this many last days
+HEALTH_HOURS = int(HEALTH_WINDOW.total_seconds() // 3600)
 CHART_WIDTH, CHART_HEIGHT, CHART_TOP = 720, 200, 12
-FAILED_ATTEMPT = Q(status_code__isnull=True) | Q(status_code__lt=200) | Q(status_code__gte=300)
 
 
 @dataclass(frozen=True)
@@ -189,36 +189,34 @@ def redemptions_chart(*, days: int = 30) -> Chart | None:
     return bar_chart({row["day"]: row["count"] for row in rows}, start=since, today=today)
 
 
-def webhook_health(*, days: int = HEALTH_DAYS) -> list[dict]:
-    """Per subscription over the last `days` days: deliveries by outcome, success rate and the last error."""
-    since = timezone.now() - timedelta(days=days)
+def webhook_health() -> list[dict]:
+    """Per subscription: recent deliveries by outcome, with the success rate, median time and last error
+    of its recent attempts from the webhooks app's health selector."""
+    since = timezone.now() - HEALTH_WINDOW
     recent = Q(deliveries__created_at__gte=since)
-    last_failure = (
-        Attempt.objects.filter(FAILED_ATTEMPT, delivery__subscription=OuterRef("pk"), started_at__gte=since)
-        .order_by("-id")
-        .values("id")[:1]
-    )
     subscriptions = list(
         Subscription.objects.annotate(
             succeeded=Count("deliveries", filter=recent & Q(deliveries__status=Delivery.Status.SUCCEEDED)),
             failed=Count("deliveries", filter=recent & Q(deliveries__status=Delivery.Status.FAILED)),
+            pending=Count("deliveries", filter=recent & Q(deliveries__status=Delivery.Status.PENDING)),
             retrying=Count(
                 "deliveries",
                 filter=recent & Q(deliveries__status=Delivery.Status.PENDING, deliveries__attempts__gt=0),
             ),
-            pending=Count("deliveries", filter=recent & Q(deliveries__status=Delivery.Status.PENDING)),
-            last_failure_id=Subquery(last_failure),
         ).order_by("id")
     )
-    failures = Attempt.objects.in_bulk([s.last_failure_id for s in subscriptions if s.last_failure_id])
-    rows = []
-    for subscription in subscriptions:
-        finished = subscription.succeeded + subscription.failed
-        rows.append({
-            "subscription": subscription,
-            "succeeded": subscription.succeeded, "failed": subscription.failed,
-            "retrying": subscription.retrying, "pending": subscription.pending,
-            "success_percent": round(100 * subscription.succeeded / finished, 1) if finished else None,
-            "last_failure": failures.get(subscription.last_failure_id),
-        })  # fmt: skip
-    return rows
+    health = subscriptions_health([s.id for s in subscriptions])
+    return [
+        {
+            "subscription": s,
+            "succeeded": s.succeeded,
+            "failed": s.failed,
+            "pending": s.pending,
+            "retrying": s.retrying,
+            "health": health[s.id],
+            "success_percent": None
+            if health[s.id].success_rate is None
+            else round(100 * health[s.id].success_rate, 1),
+        }
+        for s in subscriptions
+    ]

@@ -216,10 +216,11 @@ def _delivery(subscription, status, *, attempts=(), age=timedelta(0)):
         event=event, subscription=subscription, message_id=f"msg_{event.uuid.hex}", status=status,
         attempts=len(attempts), created_at=timezone.now() - age,
     )  # fmt: skip
-    for status_code, error in attempts:
+    for n, (status_code, error) in enumerate(attempts):
         Attempt.objects.create(
-            delivery=delivery, status_code=status_code, error=error, started_at=timezone.now() - age
-        )
+            delivery=delivery, subscription=subscription, status_code=status_code, error=error, duration_ms=100,
+            started_at=timezone.now() - age + timedelta(milliseconds=n),
+        )  # fmt: skip
     return delivery
 
 
@@ -228,17 +229,23 @@ def test_webhook_health_counts_recent_deliveries_and_names_the_last_error(db):
     flaky = Subscription.objects.create(url="https://b.example.com/", events=["coupon.issued"])
     for _ in range(3):
         _delivery(flaky, "succeeded", attempts=[(200, "")])
-    _delivery(flaky, "failed", attempts=[(500, ""), (None, "Connection refused")])
+    _delivery(flaky, "failed", attempts=[(500, ""), (None, "Connection refused")], age=timedelta(minutes=5))
     _delivery(flaky, "pending", attempts=[(503, "")])
     _delivery(flaky, "failed", attempts=[(None, "Old timeout")], age=timedelta(days=30))
     _delivery(healthy, "succeeded", attempts=[(204, "")])
 
     rows = {row["subscription"].pk: row for row in reports.webhook_health()}
 
-    assert (rows[flaky.pk]["succeeded"], rows[flaky.pk]["failed"], rows[flaky.pk]["retrying"]) == (3, 1, 1)
-    assert rows[flaky.pk]["success_percent"] == 75.0
-    assert rows[flaky.pk]["last_failure"].status_code == 503
-    assert rows[healthy.pk]["success_percent"] == 100.0 and rows[healthy.pk]["last_failure"] is None
+    flaky_row = rows[flaky.pk]
+    assert (flaky_row["succeeded"], flaky_row["failed"], flaky_row["pending"], flaky_row["retrying"]) == (
+        3,
+        1,
+        1,
+        1,
+    )
+    assert flaky_row["success_percent"] == 50.0  # 3 of its 6 recent attempts
+    assert flaky_row["health"].last_error == "HTTP 503"
+    assert rows[healthy.pk]["success_percent"] == 100.0 and rows[healthy.pk]["health"].last_error == ""
 
 
 def test_webhook_health_appears_on_the_overview(client, db):
@@ -250,7 +257,7 @@ def test_webhook_health_appears_on_the_overview(client, db):
 
     assert "https://hooks.example.com/in" in html
     assert "Name or service not known" in html
-    assert "0.0 %" in html
+    assert "0.0 %" in html and "100 ms" in html
 
 
 def test_the_report_works_without_any_coupons(client, offer):
