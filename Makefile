@@ -26,14 +26,15 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 # The suite runs twice: on the embedded SQLite default, then on a throwaway PostgreSQL and Redis
-# that tests/with_servers.py starts and removes (tests marked postgres/redis run in that pass only).
+# that tests/with_servers.py starts and removes (tests marked postgres/redis run in that pass only;
+# browser tests drive headless Chromium in the SQLite pass only).
 test: lint test-sqlite test-postgres
 
 test-sqlite: install
 	DEBUG=0 SECRET_KEY=test $(PY) -m pytest -m "not postgres and not redis"
 
 test-postgres: install
-	DEBUG=0 SECRET_KEY=test $(PY) -m tests.with_servers --postgres --redis -- $(PY) -m pytest
+	DEBUG=0 SECRET_KEY=test $(PY) -m tests.with_servers --postgres --redis -- $(PY) -m pytest -m "not browser"
 
 clean:
 	rm -rf $(VENV) db.sqlite3* test-db.sqlite3* test-output
