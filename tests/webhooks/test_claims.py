@@ -1,0 +1,128 @@
+"""Claims: concurrent senders never send a delivery twice while its claim holds; a dead sender's claim expires."""
+
+import threading
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from webhooks import retries
+from webhooks.models import Attempt, Delivery
+from webhooks.transport import claim_duration, deliveries_claim, deliveries_send, deliveries_send_due
+
+from .factories import DeliveryFactory, SubscriptionFactory
+
+
+def test_a_claimed_delivery_is_not_claimed_again_until_its_claim_expires(db, subscription):
+    delivery = DeliveryFactory(subscription=subscription)
+    now = retries.clock()
+
+    assert [d.id for d in deliveries_claim(now=now, limit=10)] == [delivery.id]
+    assert deliveries_claim(now=now, limit=10) == []
+    assert deliveries_claim(now=now + claim_duration() - timedelta(seconds=1), limit=10) == []
+    # A sender killed mid-batch never records; after its claim the sweep takes the delivery over.
+    assert [d.id for d in deliveries_claim(now=now + claim_duration() + timedelta(seconds=1), limit=10)] == [
+        delivery.id
+    ]
+
+
+def test_a_sender_whose_claim_was_taken_over_does_not_overwrite_the_new_senders_outcome(
+    db, receiver, subscription
+):
+    receiver.expect_request("/hook").respond_with_data("ok")
+    DeliveryFactory(subscription=subscription)
+    now = retries.clock()
+    (stale,) = deliveries_claim(now=now, limit=1)
+    later = now + claim_duration() + timedelta(seconds=1)
+    (fresh,) = deliveries_claim(now=later, limit=1)
+    deliveries_send([fresh], now=later)
+
+    deliveries_send([stale], now=later)  # the slow sender finally finishes
+
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("succeeded", 1)
+    assert Attempt.objects.count() == 2  # both attempts really happened and are kept
+
+
+def test_deliveries_of_disabled_subscriptions_and_future_retries_are_not_claimed(db, subscription):
+    DeliveryFactory(subscription=SubscriptionFactory(active=False))
+    DeliveryFactory(subscription=subscription, next_attempt_at=retries.clock() + timedelta(minutes=5))
+    DeliveryFactory(subscription=subscription, status=Delivery.Status.FAILED)
+
+    assert deliveries_claim(now=retries.clock(), limit=10) == []
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_concurrent_senders_send_every_delivery_exactly_once(receiver, settings):
+    """Four threads, each with its own database connection, drain the same 120 deliveries."""
+    settings.WEBHOOKS_SEND_CONCURRENCY = 4  # small batches, so the senders interleave a lot
+    seen: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def count(request):
+        with lock:
+            seen[request.headers["webhook-id"]] += 1
+        from werkzeug import Response
+
+        return Response("ok")
+
+    receiver.expect_request("/hook").respond_with_handler(count)
+    subscription = SubscriptionFactory(url=receiver.url_for("/hook"))
+    deliveries = [DeliveryFactory(subscription=subscription) for _ in range(120)]
+    start = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def sender() -> None:
+        try:
+            start.wait(timeout=10)
+            deliveries_send_due()
+        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=sender) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert not any(thread.is_alive() for thread in threads)
+    assert sorted(seen) == sorted(d.message_id for d in deliveries)
+    assert set(seen.values()) == {1}
+    assert Attempt.objects.count() == 120
+    assert set(Delivery.objects.values_list("status", "attempts")) == {("succeeded", 1)}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_on_postgresql_a_row_another_sender_is_claiming_is_skipped_not_waited_for(subscription):
+    held, free = DeliveryFactory(subscription=subscription), DeliveryFactory(subscription=subscription)
+    locked, release = threading.Event(), threading.Event()
+
+    def other_sender() -> None:
+        from django.db import transaction
+
+        try:
+            with transaction.atomic():
+                Delivery.objects.select_for_update().get(pk=held.pk)
+                locked.set()
+                release.wait(timeout=10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other_sender)
+    thread.start()
+    try:
+        assert locked.wait(timeout=10)
+        with CaptureQueriesContext(connection) as queries:
+            claimed = deliveries_claim(now=retries.clock(), limit=10)
+    finally:
+        release.set()
+        thread.join(timeout=10)
+
+    assert [d.id for d in claimed] == [free.id]
+    assert any("FOR UPDATE OF" in q["sql"] and "SKIP LOCKED" in q["sql"] for q in queries.captured_queries)
