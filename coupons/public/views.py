@@ -25,14 +25,14 @@ GONE = {"expired", "offer_inactive", "sold_out"}  # no code can be had here any 
 
 
 @never_cache
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def reveal_page(request: HttpRequest, token: str) -> HttpResponse:
     return _offer_page(request, token, embed=False)
 
 
 @xframe_options_exempt  # the one page other sites may frame
 @never_cache
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def embed_page(request: HttpRequest, token: str) -> HttpResponse:
     return _offer_page(request, token, embed=True)
 
