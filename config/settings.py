@@ -1,5 +1,7 @@
 """Platform settings, read from the environment; nothing needs setting for the embedded default."""
 
+import os
+import tempfile
 from pathlib import Path
 
 import environ
@@ -81,9 +83,12 @@ if IS_SQLITE:
         "timeout": 30,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-    DATABASES["default"].setdefault("TEST", {})["NAME"] = env.str(
-        "TEST_SQLITE_NAME", default=str(BASE_DIR / "test-db.sqlite3")
+    # The test database is a file (so a qcluster subprocess can share it), one per test run:
+    # the name is put in the environment so the run's subprocesses inherit the same one.
+    os.environ.setdefault(
+        "TEST_SQLITE_NAME", str(Path(tempfile.gettempdir()) / f"coupons-test-{os.getpid()}.sqlite3")
     )
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ["TEST_SQLITE_NAME"]
 else:
     # An unreachable database must fail a request (and /readyz) in seconds, not hang a worker.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
