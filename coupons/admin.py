@@ -5,12 +5,12 @@ from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 
 from coupons import services
+from coupons.admin_jobs import OfferCodesAdminMixin
 from coupons.errors import ApplicationError
 from coupons.models import (
     ApiKey,
     Coupon,
     Distributor,
-    Job,
     Location,
     Member,
     Merchant,
@@ -87,7 +87,7 @@ class OfferAdminForm(forms.ModelForm):
 
 
 @admin.register(Offer)
-class OfferAdmin(admin.ModelAdmin):
+class OfferAdmin(OfferCodesAdminMixin, admin.ModelAdmin):
     list_display = ("id", "name", "merchant", "coupon_type", "discount_value", "active_status", "start_date",
                     "finish_date")  # fmt: skip
     list_filter = ("active_status", "coupon_type", "merchant", "site")
@@ -154,17 +154,6 @@ class RedemptionAdmin(admin.ModelAdmin):
                 self, request, lambda r=redemption: services.redemption_rollback(redemption=r),
                 success=f"Redemption {redemption.id} rolled back.",
             )  # fmt: skip
-
-
-@admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
-    list_display = ("id", "kind", "offer", "state", "done", "total", "created_at", "finished_at")
-    list_filter = ("state", "kind")
-    search_fields = ("=id", "offer__name")
-    readonly_fields = [f.name for f in Job._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
 
 
 class ApiKeyForm(forms.ModelForm):
