@@ -49,13 +49,14 @@ class ApiAutoSchema(AutoSchema):
                 )
         return parameters
 
-    def get_response_serializers(self):
-        responses = super().get_response_serializers()
-        if not isinstance(responses, dict):
-            return responses
-        responses = dict(responses)
+    def _get_response_bodies(self, direction="response"):
+        # Hooked here rather than in get_response_serializers, which @extend_schema(responses=...) replaces.
+        responses = super()._get_response_bodies(direction)
         for status in self._error_statuses():
-            responses.setdefault(status, error_response(status))
+            if str(status) not in responses:
+                responses[str(status)] = self._get_response_for_code(
+                    error_response(status), str(status), ["application/json"], direction
+                )
         return responses
 
     def _error_statuses(self) -> list[int]:

@@ -4,7 +4,6 @@ from decimal import Decimal
 
 from django.db import models
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -377,6 +376,6 @@ class JobSerializer(OutputSerializer):
                   "started_at", "finished_at"]  # fmt: skip
         read_only_fields = fields
 
-    @extend_schema_field(OpenApiTypes.STR)
+    @extend_schema_field(serializers.CharField(allow_null=True))
     def get_error(self, job: Job) -> str | None:
         return job.error or None
