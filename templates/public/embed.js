@@ -1,4 +1,4 @@
-/* Reveal button of "{{ title|escapejs }}": writes its iframe where this script tag stands. */
+/* An offer's reveal button: writes its iframe where this script tag stands. */
 (function () {
   "use strict";
   var src = "{{ src|escapejs }}";

@@ -323,15 +323,17 @@ def test_the_embed_script_writes_an_iframe_of_the_embed_page(client, offer):
     assert response["Content-Type"].startswith("text/javascript")
     assert "max-age=300" in response["Cache-Control"]
     script = response.content.decode()
-    assert f'"http://testserver/c/{offer.public_token}/embed/"' in script
+    src = json.loads('"' + re.search(r'var src = "([^"]+)";', script).group(1) + '"')
+    assert src == f"http://testserver/c/{offer.public_token}/embed/"
     assert 'createElement("iframe")' in script
 
 
-def test_the_embed_script_escapes_the_offer_name(client, offer):
-    offer.name = 'Tricky "</script><script>alert(1)</script>'
+def test_the_embed_script_keeps_the_offer_name_inside_its_string(client, offer):
+    offer.name = 'Tricky */ "</script><script>alert(1)</script>'
     offer.save()
 
     script = client.get(page(offer, "embed.js")).content.decode()
 
-    assert "</script>" not in script
-    assert "\\u003C/script\\u003E" in script
+    assert "</script>" not in script and "Tricky" not in script.splitlines()[0]  # nor in the comment
+    title = re.search(r'frame.title = "([^"]+)";', script).group(1)
+    assert json.loads(f'"{title}"') == offer.name
