@@ -755,6 +755,18 @@ def coupon_view(*, coupon: Coupon, session_id: str | None = None) -> Coupon:
     return coupon
 
 
+def coupon_reveal(*, offer: Offer, session_id: str, email: str | None = None) -> Coupon:
+    """Click to reveal: the browser session's one code of the offer, issued on the first click and seen.
+
+    A content gate's e-mail finds or makes the member and is kept as its attribute, so the
+    webhooks of the code carry it.
+    """
+    with transaction.atomic():
+        attributes = {"email": email} if email else None
+        coupon, _ = coupon_issue(offer=offer, session_id=session_id, email=email, attributes=attributes)
+        return coupon_view(coupon=coupon, session_id=session_id)
+
+
 def coupon_deactivate(*, coupon: Coupon) -> Coupon:
     Coupon.objects.filter(pk=coupon.pk).update(status=CouponStatus.INACTIVE, updated_at=timezone.now())
     coupon.refresh_from_db()

@@ -83,10 +83,7 @@ def _reveal(request: HttpRequest, offer: Offer, *, embed: bool) -> HttpResponse:
     session_id = request.session.setdefault(SESSION_KEY, str(uuid.uuid4()))
     email = form.cleaned_data["email"] if form is not None else None
     try:
-        coupon, _ = services.coupon_issue(
-            offer=offer, session_id=session_id, email=email, attributes={"email": email} if email else None
-        )
-        services.coupon_view(coupon=coupon, session_id=session_id)
+        services.coupon_reveal(offer=offer, session_id=session_id, email=email)
     except ApplicationError as error:
         status = 410 if error.code in GONE else 409
         return _render_offer(request, offer, refusal=error, form=form, status=status, embed=embed)
