@@ -28,6 +28,8 @@ SUBSCRIPTION_FIELDS = {
     "active",
     "site",
     "offers",
+    "merchant",
+    "distributor",
 }
 ROTATION_GRACE = timedelta(hours=24)
 PURGE_BATCH = 1000
@@ -39,7 +41,10 @@ PURGE_BATCH = 1000
 def subscription_create(
     *, merchant: Merchant | None = None, distributor: Distributor | None = None, **fields
 ) -> Subscription:
-    """A new subscription with a fresh signing secret (read it from the result: it is shown only now)."""
+    """A new subscription with a fresh signing secret (read it from the result: it is shown only now).
+
+    Without a merchant or distributor it receives the events of every offer (staff only).
+    """
     subscription = Subscription(merchant=merchant, distributor=distributor)
     return _subscription_save(subscription, fields)
 
@@ -85,22 +90,25 @@ def _subscription_check(subscription: Subscription, offers) -> None:
         http_method=subscription.http_method,
         params=subscription.params,
         headers=subscription.headers,
-    )
-    if (
-        subscription.site_id
-        and subscription.merchant_id
-        and subscription.site.merchant_id != subscription.merchant_id
-    ):
+    ) | subscription_scope_errors(subscription, offers)
+    if errors:
+        first = next(iter(errors.values()))[0]
+        raise ApplicationError("invalid_request", first, fields=errors)
+
+
+def subscription_scope_errors(subscription: Subscription, offers) -> dict[str, list[str]]:
+    """The site and offers a subscription filters on must be its owner's."""
+    errors = {}
+    site = subscription.site
+    if site is not None and subscription.merchant_id and site.merchant_id != subscription.merchant_id:
         errors["site"] = ["The site belongs to another merchant."]
-    if offers is not None:
+    if offers:
         owner = Owner(merchant_id=subscription.merchant_id, distributor_id=subscription.distributor_id)
         ids = {offer.pk for offer in offers}
         foreign = ids - set(offers_visible_to(owner).filter(pk__in=ids).values_list("pk", flat=True))
         if foreign:
             errors["offer_ids"] = [f"Unknown offers: {', '.join(map(str, sorted(foreign)))}."]
-    if errors:
-        first = next(iter(errors.values()))[0]
-        raise ApplicationError("invalid_request", first, fields=errors)
+    return errors
 
 
 def subscription_delete(*, subscription: Subscription) -> None:

@@ -79,7 +79,8 @@ def test_a_subscription_is_refused_with_the_field_at_fault_and_a_clear_message(f
     refused = refusal(**fields)
 
     assert message in refused.fields[field][0]
-    assert refused.message == next(iter(refused.fields.values()))[0]  # the body's message is the first problem
+    # The body's message is the first problem.
+    assert refused.message == next(iter(refused.fields.values()))[0]
     assert not Subscription.objects.exists()
 
 
