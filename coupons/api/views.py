@@ -250,17 +250,20 @@ class OfferCodesImportApi(ApiView):
         return Response(s.ImportResultSerializer(result.as_dict()).data, status=status.HTTP_201_CREATED)
 
 
+ISSUE_RESPONSES = {
+    201: OpenApiResponse(s.CouponSerializer, description="A new code was issued."),
+    200: OpenApiResponse(s.CouponSerializer, description="The identifier already had this code."),
+    409: error_response(409, "`offer_inactive`, `not_started`, `expired` or `sold_out`."),
+}
+
+
 class OfferIssueApi(ApiView):
     required_scope = "issue"
 
     @extend_schema(
         summary="Create or retrieve the code of an identifier",
         request=s.IssueInSerializer,
-        responses={
-            201: OpenApiResponse(s.CouponSerializer, description="A new code was issued."),
-            200: OpenApiResponse(s.CouponSerializer, description="The identifier already had this code."),
-            409: error_response(409, "`offer_inactive`, `not_started`, `expired` or `sold_out`."),
-        },
+        responses=ISSUE_RESPONSES,
     )
     def post(self, request, offer_id: int):
         offer = selectors.offer_get(owner=self.owner, offer_id=offer_id)
@@ -280,11 +283,7 @@ class CustomerEngagementCouponApi(ApiView):
     @extend_schema(
         summary="Create or retrieve a code (Talon.One style)",
         parameters=[s.CustomerEngagementQuerySerializer],
-        responses={
-            201: OpenApiResponse(s.CouponSerializer, description="A new code was issued."),
-            200: OpenApiResponse(s.CouponSerializer, description="The identifier already had this code."),
-            409: error_response(409, "`offer_inactive`, `not_started`, `expired` or `sold_out`."),
-        },
+        responses=ISSUE_RESPONSES,
     )
     def get(self, request):
         query = _valid(s.CustomerEngagementQuerySerializer, request.query_params)
