@@ -46,6 +46,48 @@ def test_a_shopper_reveals_a_code_in_place_copies_it_and_sees_it_again_after_a_r
     assert Coupon.objects.filter(offer=offer).count() == 1
 
 
+def test_without_javascript_the_reveal_form_posts_and_the_page_shows_the_code(browser, live_server):
+    offer = factories.OfferFactory()
+    context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
+    page = context.new_page()
+    page.goto(f"/c/{offer.public_token}/")
+
+    page.get_by_role("button", name="Reveal my code").click()
+
+    page.locator("#coupon-code").wait_for()
+    assert page.locator("#coupon-code").inner_text() == Coupon.objects.get(offer=offer).code
+    assert page.get_by_role("button", name="Copy code").is_hidden()  # it needs JavaScript
+    context.close()
+
+
+def test_a_publishers_page_embeds_the_button_and_reveals_on_the_offers_own_page(
+    page, live_server, httpserver_ipv4, screenshot
+):
+    offer = factories.OfferFactory(name="Free coffee with any cake")
+    # The publisher is another site (127.0.0.1 against the platform's localhost).
+    httpserver_ipv4.expect_request("/article").respond_with_data(
+        "<!doctype html><title>A publisher</title><h1>Today's deals</h1>"
+        f'<script src="{live_server.url}/c/{offer.public_token}/embed.js" async></script><p>More news</p>',
+        content_type="text/html",
+    )
+    page.goto(httpserver_ipv4.url_for("/article"))
+
+    frame_element = page.locator("iframe")
+    frame_element.wait_for()
+    frame = page.frame_locator("iframe")
+    frame.get_by_role("heading", name="Free coffee with any cake").wait_for()
+    page.wait_for_function("document.querySelector('iframe').height !== '300'")
+    screenshot("publisher-page-with-embedded-button")
+    # Another site's frame keeps no cookies, so the reveal happens on the offer's own page.
+    with page.context.expect_page() as opened:
+        frame.get_by_role("button", name="Reveal my code").click()
+    offer_page = opened.value
+    offer_page.wait_for_load_state()
+    assert offer_page.url.endswith(f"/c/{offer.public_token}/")
+    offer_page.get_by_role("button", name="Reveal my code").click()
+    assert offer_page.locator("#coupon-code").inner_text() == Coupon.objects.get(offer=offer).code
+
+
 def test_a_campaign_manager_reads_an_offers_report_with_its_chart(page, screenshot):
     demo_load()
     offer = Offer.objects.get(external_id="DEMO-FIXED")
