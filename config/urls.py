@@ -1,4 +1,5 @@
 """URL routes: admin, REST API with its schema and docs, public reveal pages, health checks."""
+
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
