@@ -1,7 +1,5 @@
 """Webhook test fixtures: a redeemable world, subscriptions pointed at a local receiver, a fresh route cache."""
 
-from decimal import Decimal
-
 import pytest
 
 from coupons import services as coupon_services
@@ -17,6 +15,13 @@ def fresh_routes():
     route_cache.forget()
     yield
     route_cache.forget()
+
+
+@pytest.fixture
+def admin_user(django_user_model, settings):
+    # A test password needs no key stretching: the default hasher costs a second per user.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    return django_user_model.objects.create_superuser("admin", "admin@example.com", "password")
 
 
 @pytest.fixture
@@ -45,10 +50,3 @@ def quick_timeouts(settings):
     settings.WEBHOOKS_CONNECT_TIMEOUT = 1.0
     settings.WEBHOOKS_TOTAL_TIMEOUT = 0.5
     return settings
-
-
-@pytest.fixture
-def redeemable(offer):
-    offer.discount_value = Decimal("10.00")
-    offer.save()
-    return offer
