@@ -1,4 +1,5 @@
 """The cluster's periodic work, created idempotently after every migrate."""
+
 from datetime import timedelta
 
 from django.utils import timezone
