@@ -407,12 +407,12 @@ def offer_issue_refusal(*, offer: Offer, now: datetime | None = None) -> Applica
 def _issue_check(request: IssueRequest) -> None:
     if request.identifier is None and request.session_id is None:
         raise invalid("An identifier is required.", identifier="required")
-    for name in ("identifier", "session_id", "email"):
+    for name, longest in (("identifier", 200), ("session_id", 100), ("email", 254)):
         value = getattr(request, name)
         if value is not None and (
-            not isinstance(value, str) or not value.strip() or len(value) > 200 or "\x00" in value
+            not isinstance(value, str) or not value.strip() or len(value) > longest or "\x00" in value
         ):
-            raise invalid(f"{name} must be a non-empty text of at most 200 characters.", **{name: "invalid"})
+            raise invalid(f"{name} must be a non-empty text of at most {longest} characters.", **{name: "invalid"})
     if request.member_id is not None and (
         isinstance(request.member_id, bool) or not isinstance(request.member_id, int)
     ):

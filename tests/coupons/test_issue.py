@@ -43,6 +43,13 @@ def test_a_missing_or_malformed_identifier_is_refused(offer, identifier):
     assert refused.value.code == "invalid_request"
 
 
+@pytest.mark.parametrize("session_id", ["s" * 101, "", 7])
+def test_a_malformed_session_id_is_refused(offer, session_id):
+    with pytest.raises(ApplicationError) as refused:
+        services.coupon_issue(offer=offer, session_id=session_id)
+    assert refused.value.fields == {"session_id": ["invalid"]}
+
+
 def test_an_inactive_offer_issues_nothing(offer):
     offer.active_status = 0
     offer.save()
