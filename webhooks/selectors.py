@@ -92,9 +92,10 @@ def _medians(attempts: QuerySet[Attempt]) -> dict[int, int]:
             rank=Window(RowNumber(), partition_by=[F("subscription_id")], order_by=F("duration_ms").asc()),
             count=Window(Count("id"), partition_by=[F("subscription_id")]),
         )
-        .values_list("subscription_id", "duration_ms", "rank", "count")
+        .filter(rank=(F("count") + 1) / 2)  # integer division: the lower middle
+        .values_list("subscription_id", "duration_ms")
     )
-    return {sub: ms for sub, ms, rank, count in ranked if rank == (count + 1) // 2}
+    return dict(ranked)
 
 
 def _failure_text(attempt: Attempt) -> str:
