@@ -14,6 +14,7 @@ urlpatterns = [
     path("admin/reports/", admin.site.admin_view(reports_overview), name="admin_reports"),
     path("admin/", admin.site.urls),
     path("c/", include("coupons.public.urls")),
+    path("api/v1/webhooks/", include("webhooks.api_urls")),
     path("api/v1/", include("coupons.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -69,7 +69,7 @@ def _subscription_save(subscription: Subscription, fields: dict, *, update_field
             "Unknown subscription fields.",
             fields={name: ["unknown"] for name in sorted(unknown)},
         )
-    offers = fields.pop("offers", None)
+    offers = _offer_ids(fields.pop("offers", None))
     for name, value in fields.items():
         setattr(subscription, name, value)
     if isinstance(subscription.http_method, str):
@@ -80,6 +80,13 @@ def _subscription_save(subscription: Subscription, fields: dict, *, update_field
         if offers is not None:
             subscription.offers.set(offers)
     return subscription
+
+
+def _offer_ids(offers) -> list[int] | None:
+    """Offers as given by the admin (objects) or the API (ids)."""
+    if offers is None:
+        return None
+    return sorted({offer.pk if isinstance(offer, Offer) else offer for offer in offers})
 
 
 def _subscription_check(subscription: Subscription, offers) -> None:
@@ -97,14 +104,14 @@ def _subscription_check(subscription: Subscription, offers) -> None:
 
 
 def subscription_scope_errors(subscription: Subscription, offers) -> dict[str, list[str]]:
-    """The site and offers a subscription filters on must be its owner's."""
+    """The site and offers (objects or ids) a subscription filters on must exist and be its owner's."""
     errors = {}
     site = subscription.site
     if site is not None and subscription.merchant_id and site.merchant_id != subscription.merchant_id:
         errors["site"] = ["The site belongs to another merchant."]
     if offers:
         owner = Owner(merchant_id=subscription.merchant_id, distributor_id=subscription.distributor_id)
-        ids = {offer.pk for offer in offers}
+        ids = set(_offer_ids(offers))
         foreign = ids - set(offers_visible_to(owner).filter(pk__in=ids).values_list("pk", flat=True))
         if foreign:
             errors["offer_ids"] = [f"Unknown offers: {', '.join(map(str, sorted(foreign)))}."]

@@ -1,0 +1,267 @@
+"""Webhook API (scope `webhooks`): an owner's subscriptions, its deliveries with their attempts, manual retries."""
+
+from django.db.models import Prefetch, QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+
+from coupons.api.base import ApiView
+from coupons.api.serializers import INT32_MAX, OutputSerializer
+from coupons.models import Distributor, Merchant
+from webhooks import selectors, services
+from webhooks.formats import EVENT_TYPES, FORMAT_CHOICES
+from webhooks.models import Attempt, Delivery, Subscription
+
+SCOPE = "webhooks"
+
+
+# --- shapes ----------------------------------------------------------------------------------------
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses keys it does not know, so a misspelt field is an error rather than silently ignored."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            read_only = [
+                name for name in unknown if name in SubscriptionSerializer.Meta.fields or name == "secret"
+            ]
+            if unknown:
+                raise serializers.ValidationError(
+                    {name: ["read_only" if name in read_only else "unknown"] for name in unknown}
+                )
+        return super().to_internal_value(data)
+
+
+class SubscriptionInSerializer(StrictSerializer):
+    name = serializers.CharField(max_length=200, allow_blank=True, required=False)
+    url = serializers.CharField(max_length=2000)
+    format = serializers.ChoiceField(choices=FORMAT_CHOICES)
+    events = serializers.ListField(child=serializers.CharField(max_length=40), max_length=len(EVENT_TYPES))
+    http_method = serializers.ChoiceField(choices=["GET", "POST"], required=False)
+    params = serializers.DictField(child=serializers.CharField(max_length=40), required=False)
+    headers = serializers.DictField(
+        child=serializers.CharField(max_length=1000, allow_blank=True), required=False
+    )
+    offer_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=INT32_MAX), max_length=1000, required=False
+    )
+    active = serializers.BooleanField(required=False)
+
+    def validate_http_method(self, value: str) -> str:
+        return value.upper()
+
+
+class SubscriptionSerializer(OutputSerializer):
+    offer_ids = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Subscription
+        fields = ["id", "name", "url", "format", "events", "http_method", "params", "headers", "offer_ids", "active",
+                  "disabled_reason", "created_at", "updated_at"]  # fmt: skip
+
+    def get_offer_ids(self, subscription: Subscription) -> list[int]:
+        return sorted(offer.id for offer in subscription.offers.all())
+
+
+class SubscriptionCreatedSerializer(SubscriptionSerializer):
+    secret = serializers.CharField(help_text="The whsec_ signing secret: shown in this answer only.")
+
+    class Meta(SubscriptionSerializer.Meta):
+        fields = [*SubscriptionSerializer.Meta.fields, "secret"]
+
+
+class SecretSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    secret = serializers.CharField(help_text="The new whsec_ signing secret: shown in this answer only.")
+    previous_secret_expires_at = serializers.DateTimeField(help_text="Until then the old secret signs too.")
+
+
+class AttemptSerializer(OutputSerializer):
+    class Meta:
+        model = Attempt
+        fields = ["id", "started_at", "trigger", "request_method", "request_url", "status_code", "duration_ms",
+                  "response_excerpt", "error"]  # fmt: skip
+
+
+class DeliverySerializer(OutputSerializer):
+    event_id = serializers.UUIDField(source="event.uuid")
+    event_type = serializers.CharField(source="event.type")
+    attempt_count = serializers.IntegerField(source="attempts")
+    attempts = AttemptSerializer(source="attempt_log", many=True)
+
+    class Meta:
+        model = Delivery
+        fields = ["id", "subscription_id", "event_id", "event_type", "message_id", "status", "attempt_count",
+                  "next_attempt_at", "last_status_code", "last_error", "created_at", "delivered_at", "attempts"]  # fmt: skip
+
+
+class DeliveryFilterSerializer(serializers.Serializer):
+    subscription = serializers.IntegerField(min_value=1, max_value=INT32_MAX, required=False)
+    status = serializers.ChoiceField(choices=Delivery.Status.choices, required=False)
+    event_type = serializers.ChoiceField(choices=list(EVENT_TYPES), required=False)
+
+
+def _valid(serializer_class, data, **kwargs) -> dict:
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _service_fields(validated: dict) -> dict:
+    fields = dict(validated)
+    if "offer_ids" in fields:
+        fields["offers"] = fields.pop("offer_ids")
+    return fields
+
+
+def _deliveries(queryset: QuerySet[Delivery]) -> QuerySet[Delivery]:
+    attempts = Prefetch("attempt_log", queryset=Attempt.objects.order_by("id"))
+    return queryset.select_related("event").prefetch_related(attempts)
+
+
+# --- subscriptions ---------------------------------------------------------------------------------
+
+
+class SubscriptionsApi(ApiView):
+    required_scope = SCOPE
+
+    @extend_schema(summary="List webhook subscriptions", responses={200: SubscriptionSerializer(many=True)})
+    def get(self, request):
+        subscriptions = selectors.subscriptions_of(self.owner).prefetch_related("offers").order_by("id")
+        page = self.paginate_queryset(subscriptions)
+        return self.get_paginated_response(SubscriptionSerializer(page, many=True).data)
+
+    @extend_schema(
+        summary="Create a webhook subscription",
+        description="The answer carries the signing secret; it is never shown again.",
+        request=SubscriptionInSerializer,
+        responses={201: SubscriptionCreatedSerializer},
+    )
+    def post(self, request):
+        fields = _service_fields(_valid(SubscriptionInSerializer, request.data))
+        owner = self.owner
+        subscription = services.subscription_create(
+            merchant=Merchant.objects.filter(pk=owner.merchant_id).first(),
+            distributor=Distributor.objects.filter(pk=owner.distributor_id).first(),
+            **fields,
+        )
+        return Response(SubscriptionCreatedSerializer(subscription).data, status=status.HTTP_201_CREATED)
+
+
+class SubscriptionApi(ApiView):
+    required_scope = SCOPE
+
+    @extend_schema(summary="Get a webhook subscription", responses={200: SubscriptionSerializer})
+    def get(self, request, subscription_id: int):
+        return Response(SubscriptionSerializer(self._subscription(subscription_id)).data)
+
+    @extend_schema(
+        summary="Change a webhook subscription",
+        description="Turning `active` back on clears `disabled_reason`.",
+        request=SubscriptionInSerializer,
+        responses={200: SubscriptionSerializer},
+    )
+    def patch(self, request, subscription_id: int):
+        subscription = self._subscription(subscription_id)
+        fields = _service_fields(_valid(SubscriptionInSerializer, request.data, partial=True))
+        subscription = services.subscription_update(subscription=subscription, **fields)
+        return Response(
+            SubscriptionSerializer(
+                selectors.subscription_get(owner=self.owner, subscription_id=subscription.id)
+            ).data
+        )
+
+    @extend_schema(summary="Delete a webhook subscription and its delivery log", responses={204: None})
+    def delete(self, request, subscription_id: int):
+        services.subscription_delete(subscription=self._subscription(subscription_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def _subscription(self, subscription_id) -> Subscription:
+        return selectors.subscription_get(owner=self.owner, subscription_id=subscription_id)
+
+
+class SubscriptionRotateSecretApi(ApiView):
+    required_scope = SCOPE
+
+    @extend_schema(
+        summary="Rotate a subscription's signing secret",
+        description="The previous secret keeps signing alongside the new one for 24 hours.",
+        request=None,
+        responses={200: SecretSerializer},
+    )
+    def post(self, request, subscription_id: int):
+        subscription = selectors.subscription_get(owner=self.owner, subscription_id=subscription_id)
+        secret = services.subscription_rotate_secret(subscription=subscription)
+        body = {"id": subscription.id, "secret": secret,
+                "previous_secret_expires_at": subscription.previous_secret_expires_at}  # fmt: skip
+        return Response(SecretSerializer(body).data)
+
+
+class SubscriptionTestApi(ApiView):
+    required_scope = SCOPE
+
+    @extend_schema(
+        summary="Send a test event",
+        description='A sample of the first event the subscription receives, marked `"test": true`.',
+        request=None,
+        responses={202: DeliverySerializer},
+    )
+    def post(self, request, subscription_id: int):
+        subscription = selectors.subscription_get(owner=self.owner, subscription_id=subscription_id)
+        delivery = services.subscription_send_test_event(subscription=subscription)
+        return Response(
+            DeliverySerializer(_deliveries(Delivery.objects).get(pk=delivery.pk)).data, status=202
+        )
+
+
+# --- deliveries ------------------------------------------------------------------------------------
+
+
+class DeliveriesApi(ApiView):
+    required_scope = SCOPE
+
+    @extend_schema(
+        summary="List webhook deliveries with their attempts",
+        parameters=[DeliveryFilterSerializer],
+        responses={200: DeliverySerializer(many=True)},
+    )
+    def get(self, request):
+        filters = _valid(DeliveryFilterSerializer, request.query_params)
+        deliveries = selectors.deliveries_of(self.owner)
+        if "subscription" in filters:
+            deliveries = deliveries.filter(subscription_id=filters["subscription"])
+        if "status" in filters:
+            deliveries = deliveries.filter(status=filters["status"])
+        if "event_type" in filters:
+            deliveries = deliveries.filter(event__type=filters["event_type"])
+        page = self.paginate_queryset(_deliveries(deliveries).order_by("-id"))
+        return self.get_paginated_response(DeliverySerializer(page, many=True).data)
+
+
+class DeliveryApi(ApiView):
+    required_scope = SCOPE
+
+    @extend_schema(summary="Get a webhook delivery with its attempts", responses={200: DeliverySerializer})
+    def get(self, request, delivery_id: int):
+        delivery = selectors.delivery_get(owner=self.owner, delivery_id=delivery_id)
+        return Response(DeliverySerializer(_deliveries(Delivery.objects).get(pk=delivery.pk)).data)
+
+
+class DeliveryRetryApi(ApiView):
+    required_scope = SCOPE
+
+    @extend_schema(
+        summary="Send a delivery again now",
+        description="A pending or failed delivery is sent at once by the cluster; the attempt is recorded as manual.",
+        request=None,
+        responses={202: DeliverySerializer},
+    )
+    def post(self, request, delivery_id: int):
+        delivery = services.delivery_retry_now(
+            delivery=selectors.delivery_get(owner=self.owner, delivery_id=delivery_id)
+        )
+        return Response(
+            DeliverySerializer(_deliveries(Delivery.objects).get(pk=delivery.pk)).data, status=202
+        )
