@@ -229,6 +229,35 @@ def test_an_account_manager_sees_offers_but_no_codes_members_or_api_keys(as_role
     assert statuses(client, allowed + refused) == dict.fromkeys(allowed, 200) | dict.fromkeys(refused, 403)
 
 
+WEBHOOK_PAGES = [
+    "/admin/webhooks/subscription/", "/admin/webhooks/subscription/add/", "/admin/webhooks/delivery/",
+    "/admin/webhooks/attempt/", "/admin/webhooks/event/",
+]  # fmt: skip
+
+
+def test_an_account_manager_runs_the_webhooks(as_role):
+    client = as_role(ACCOUNT_MANAGER)
+
+    assert statuses(client, WEBHOOK_PAGES) == dict.fromkeys(WEBHOOK_PAGES, 200)
+
+
+def test_an_account_manager_limits_a_subscription_to_an_offer_through_the_autocomplete(as_role, offer):
+    client = as_role(ACCOUNT_MANAGER)
+    query = "app_label=webhooks&model_name=subscription&field_name=offers"
+
+    response = client.get(f"/admin/autocomplete/?term={offer.name}&{query}")
+
+    assert response.status_code == 200
+    assert [r["text"] for r in response.json()["results"]] == [offer.name]
+
+
+@pytest.mark.parametrize("role", [CAMPAIGN_MANAGER, SUPPORT])
+def test_campaign_managers_and_support_stay_out_of_the_webhooks(as_role, role):
+    client = as_role(role)
+
+    assert statuses(client, WEBHOOK_PAGES) == dict.fromkeys(WEBHOOK_PAGES, 403)
+
+
 def test_staff_without_a_role_reach_nothing(db, offer):
     client = Client()
     client.force_login(User.objects.create_user(username="nobody", password=None, is_staff=True))

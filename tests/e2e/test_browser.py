@@ -2,11 +2,13 @@
 
 import pytest
 from django.utils import timezone
+from standardwebhooks import Webhook
 
 from coupons import services
 from coupons.demo import DEMO_ROLE_PASSWORD, demo_load
 from coupons.models import Coupon, Offer
 from tests import factories
+from webhooks.transport import deliveries_send_due
 
 pytestmark = pytest.mark.browser
 
@@ -86,6 +88,37 @@ def test_a_publishers_page_embeds_the_button_and_reveals_on_the_offers_own_page(
     assert offer_page.url.endswith(f"/c/{offer.public_token}/")
     offer_page.get_by_role("button", name="Reveal my code").click()
     assert offer_page.locator("#coupon-code").inner_text() == Coupon.objects.get(offer=offer).code
+
+
+def test_an_account_manager_adds_a_subscription_and_sends_it_a_test_event(page, httpserver, screenshot):
+    demo_load()
+    httpserver.expect_request("/hooks/coupons", method="POST").respond_with_data("thanks")
+    log_in(page, "account.manager", DEMO_ROLE_PASSWORD)
+
+    page.goto("/admin/webhooks/subscription/add/")
+    page.fill("#id_name", "Marketing platform")
+    page.fill("#id_url", httpserver.url_for("/hooks/coupons"))
+    page.select_option("#id_format", "standard")
+    page.get_by_label("Coupon issued").check()
+    page.get_by_label("Coupon redeemed").check()
+    page.click("input[name=_save]")
+    secret = page.locator("code.signing-secret").inner_text()
+    assert secret.startswith("whsec_")
+
+    page.goto("/admin/webhooks/subscription/")
+    page.get_by_role("row", name="Marketing platform").get_by_role("checkbox").check()
+    page.select_option("select[name=action]", "send_test_event")
+    page.get_by_role("button", name="Go").click()
+    page.get_by_text("Test event queued for 1 subscription").wait_for()
+    assert deliveries_send_due() == 1  # what the task cluster does when the test event rings its doorbell
+
+    (request, response), *_ = httpserver.log
+    assert response.status_code == 200
+    body = Webhook(secret).verify(request.get_data(), dict(request.headers))
+    assert body["type"] == "coupon.issued" and body["data"]["test"] is True
+    page.goto("/admin/webhooks/delivery/")
+    assert page.get_by_role("row", name="Marketing platform").get_by_text("Succeeded").is_visible()
+    screenshot("account-manager-test-event-delivered")
 
 
 def test_a_campaign_manager_reads_an_offers_report_with_its_chart(page, screenshot):
