@@ -28,3 +28,9 @@ def member(db):
 @pytest.fixture
 def is_postgres() -> bool:
     return connection.vendor == "postgresql"
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    # The real hashers are slow by design; tests log users in often and need no protection.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
