@@ -56,3 +56,11 @@ def events_record(*, offer_id: int, count: int, batch: int = 500) -> dict:
                 event_record(event_type="coupon.redeemed", offer=offer, data={"n": recorded})
                 recorded += 1
     return {"recorded": recorded}
+
+
+def tick() -> None:
+    """A probe schedule's task: one row per run, so a test can count how often a schedule fired."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO schedule_ticks DEFAULT VALUES")
