@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 export DEBUG ?= 1
 
-.PHONY: install run test test-sqlite test-postgres lint bench clean
+.PHONY: install run test test-sqlite test-postgres test-slow lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -34,7 +34,12 @@ test-sqlite: install
 	DEBUG=0 SECRET_KEY=test $(PY) -m pytest -m "not postgres and not redis"
 
 test-postgres: install
-	DEBUG=0 SECRET_KEY=test $(PY) -m tests.with_servers --postgres --redis -- $(PY) -m pytest -m "not browser"
+	DEBUG=0 SECRET_KEY=test $(PY) -m tests.with_servers --postgres --redis -- $(PY) -m pytest -m "not browser and not slow"
+
+# Fault injection and other tests taking more than a few seconds each (real clusters, restarts,
+# kills), on PostgreSQL and Redis; CI runs them after `make test`.
+test-slow: install
+	DEBUG=0 SECRET_KEY=test $(PY) -m tests.with_servers --postgres --redis -- $(PY) -m pytest -m "slow and not browser" --durations=10
 
 clean:
 	rm -rf $(VENV) db.sqlite3* test-db.sqlite3* test-output
