@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -146,8 +148,9 @@ class Stack:
     """One test's platform: a fresh database cloned from the migrated template, and its processes."""
 
     def __init__(
-        self, base_dir: Path, postgres: PostgresServer, redis: RedisServer | None, **settings: str
+        self, base_dir: Path, postgres: PostgresServer | None, redis: RedisServer | None, **settings: str
     ) -> None:
+        """Without PostgreSQL: the embedded default, a SQLite file (migrated here) and the ORM broker."""
         self.base_dir = base_dir
         self.postgres = postgres
         self.redis = redis
@@ -155,11 +158,20 @@ class Stack:
         self.database = f"platform_{uuid.uuid4().hex[:10]}"
         self.procs: list[Proc] = []
         self.receivers: list[Receiver] = []
+        if postgres is None:
+            migrate(self.database_url)
+            return
         with admin_connection(postgres) as conn:
             conn.execute(f'CREATE DATABASE "{self.database}" TEMPLATE "{TEMPLATE_DATABASE}"')
 
     @property
+    def sqlite_path(self) -> Path:
+        return self.base_dir / f"{self.database}.sqlite3"
+
+    @property
     def database_url(self) -> str:
+        if self.postgres is None:
+            return f"sqlite:///{self.sqlite_path}"
         return database_url(self.postgres, self.database)
 
     def env(self, **extra: str) -> dict[str, str]:
@@ -221,7 +233,10 @@ class Stack:
         return json.loads(done.stdout.rpartition(RESULT_MARK)[2])
 
     def sql(self, query: str, params: tuple | dict | None = None) -> list[tuple]:
-        """Rows of one statement on this stack's database, from a connection of its own."""
+        """Rows of one statement on this stack's database, from a connection of its own (%s placeholders)."""
+        if self.postgres is None:
+            with closing(sqlite3.connect(self.sqlite_path, timeout=30)) as conn, conn:
+                return conn.execute(query.replace("%s", "?"), params or ()).fetchall()
         with psycopg.connect(self.database_url, autocommit=True, connect_timeout=10) as conn:
             cursor = conn.execute(query, params)
             return cursor.fetchall() if cursor.description else []
@@ -237,6 +252,8 @@ class Stack:
         # The test is over: nothing left to finish gracefully, and a SIGKILL of each group is instant.
         for proc in self.procs:
             proc.kill()
+        if self.postgres is None:
+            return
         with admin_connection(self.postgres) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
 
@@ -264,8 +281,13 @@ def template_create(postgres: PostgresServer) -> None:
     with admin_connection(postgres) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DATABASE}"')
         conn.execute(f'CREATE DATABASE "{TEMPLATE_DATABASE}"')
+    migrate(database_url(postgres, TEMPLATE_DATABASE))
+
+
+def migrate(url: str) -> None:
+    """Create the schema in the database at `url`."""
     env = {key: value for key, value in os.environ.items() if key not in FOREIGN_VARIABLES}
-    env |= {"DATABASE_URL": database_url(postgres, TEMPLATE_DATABASE), "SECRET_KEY": "stack-secret-key"}
+    env |= {"DATABASE_URL": url, "SECRET_KEY": "stack-secret-key"}
     # The database cache table too, so a stack may run without Redis (cache and broker on PostgreSQL).
     for command in (["migrate", "--noinput"], ["createcachetable"]):
         done = subprocess.run(

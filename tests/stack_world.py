@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 from django.db import transaction
@@ -34,14 +35,24 @@ def world_create(*, codes: int, receiver_urls: list[str], events: list[str], max
     return {"offer_id": offer.id, "codes": made, "api_key": token, "subscription_ids": subscription_ids}
 
 
-def redemptions_run(*, codes: list[str], order_prefix: str = "order") -> dict:
-    """Redeem each code once through the service, each in its own transaction, as the API would."""
+def redemptions_run(*, codes: list[str], rate: float | None = None) -> dict:
+    """Redeem each code once through the service, one transaction each as the API would, at `rate` a second."""
     order = services.order_parse(order_value="50.00", currency="AUD")
-    created = 0
+    started, created = time.monotonic(), 0
     for index, code in enumerate(codes):
-        _, fresh = services.coupon_redeem(code=code, order_id=f"{order_prefix}-{index}", order=order)
+        if rate:
+            time.sleep(max(started + index / rate - time.monotonic(), 0))
+        _, fresh = services.coupon_redeem(code=code, order_id=f"order-{index}", order=order)
         created += fresh
-    return {"created": created}
+    return {"created": created, "seconds": time.monotonic() - started}
+
+
+def event_times() -> dict[str, float]:
+    """Each delivery's webhook-id and when its event was recorded (epoch seconds)."""
+    from webhooks.models import Delivery
+
+    rows = Delivery.objects.values_list("message_id", "event__created_at")
+    return {message_id: created_at.timestamp() for message_id, created_at in rows}
 
 
 def events_record(*, offer_id: int, count: int, batch: int = 500) -> dict:
