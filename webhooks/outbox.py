@@ -101,8 +101,8 @@ def routes_forget(**kwargs) -> None:
     route_cache.forget()
 
 
-def subscriptions_matching(*, event_type: str, offer) -> list[Subscription]:
-    """The active subscriptions that want this event of this offer, as of now (only their ids loaded)."""
+def subscription_ids_matching(*, event_type: str, offer) -> list[int]:
+    """Ids of the active subscriptions that want this event of this offer, as of now."""
     candidates = [route for route in route_cache.routes() if route.wants(event_type, offer)]
     if not candidates:
         return []
@@ -112,16 +112,22 @@ def subscriptions_matching(*, event_type: str, offer) -> list[Subscription]:
     if any(route.distributor_id is not None for route in candidates):
         confirmed = confirmed.filter(Q(distributor__isnull=True) | Q(distributor__offers=offer))
     # One row per subscription: a distributor is authorised at most once per offer.
-    return list(confirmed.only("id").order_by("id"))
+    return list(confirmed.order_by("id").values_list("id", flat=True))
+
+
+def subscriptions_matching(*, event_type: str, offer) -> list[Subscription]:
+    """The same, as subscriptions with only their id loaded (for writers that build deliveries in bulk)."""
+    ids = subscription_ids_matching(event_type=event_type, offer=offer)
+    return list(Subscription.objects.filter(id__in=ids).only("id").order_by("id")) if ids else []
 
 
 def event_record(*, event_type: str, offer, data: dict) -> Event:
     """Write the event and one pending delivery per matching subscription, then ring the doorbell on commit."""
     now = timezone.now()
     event = Event.objects.create(type=event_type, offer=offer, data=data, created_at=now)
-    subscriptions = subscriptions_matching(event_type=event_type, offer=offer)
-    if subscriptions:
-        deliveries_add(event, [s.id for s in subscriptions], now=now)
+    subscription_ids = subscription_ids_matching(event_type=event_type, offer=offer)
+    if subscription_ids:
+        deliveries_add(event, subscription_ids, now=now)
     return event
 
 

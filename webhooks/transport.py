@@ -25,7 +25,7 @@ from webhooks.validation import RESERVED_HEADERS
 
 logger = logging.getLogger(__name__)
 
-CLAIM_WAVES = 2  # a claimed batch is at most this many rounds of the thread pool
+CLAIM_WAVES = 4  # a claimed batch is at most this many rounds of the thread pool
 RUN_SECONDS = 45.0  # a run stops claiming after this; with its last batch it ends inside the task timeout
 CLAIM_MARGIN = timedelta(seconds=30)
 
