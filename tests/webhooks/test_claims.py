@@ -54,7 +54,7 @@ def test_deliveries_of_disabled_subscriptions_and_future_retries_are_not_claimed
     assert deliveries_claim(now=retries.clock(), limit=10) == []
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_senders_send_every_delivery_exactly_once(receiver, settings):
     """Four threads, each with its own database connection, drain the same 120 deliveries."""
     settings.WEBHOOKS_SEND_CONCURRENCY = 4  # small batches, so the senders interleave a lot
@@ -98,7 +98,7 @@ def test_concurrent_senders_send_every_delivery_exactly_once(receiver, settings)
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_on_postgresql_a_row_another_sender_is_claiming_is_skipped_not_waited_for(subscription):
     held, free = DeliveryFactory(subscription=subscription), DeliveryFactory(subscription=subscription)
     locked, release = threading.Event(), threading.Event()

@@ -23,7 +23,7 @@ from webhooks.models import Delivery
 from .conftest import redeem
 from .factories import SubscriptionFactory
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 BASE_DIR = Path(settings.BASE_DIR)
 READY = re.compile(rb"Q Cluster .* running")

@@ -30,7 +30,7 @@ def queued_send_tasks() -> int:
     return sum(1 for task in OrmQ.objects.all() if task.func() == "webhooks.tasks.deliveries_send_task")
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_a_burst_of_commits_enqueues_one_send_task_and_a_commit_after_its_start_another(receiver):
     receiver.expect_request("/hook").respond_with_data("ok")
     SubscriptionFactory(url=receiver.url_for("/hook"))
