@@ -41,10 +41,16 @@ def offer_get(*, owner: Owner, offer_id) -> Offer:
         raise not_found("Offer") from None
 
 
-def coupon_get_by_code(*, owner: Owner, code: str) -> Coupon:
-    """The coupon of a code within the owner's offers; anything else is not found."""
+def coupon_get_by_code(*, owner: Owner, code: str, for_update: bool = False) -> Coupon:
+    """The coupon of a code within the owner's offers; anything else is not found.
+
+    `for_update` locks the coupon's row (not its offer's) in the same query, inside the caller's transaction.
+    """
+    coupons = Coupon.objects.select_related("offer", "offer__site", "member")
+    if for_update:
+        coupons = coupons.select_for_update(of=("self",))
     coupon = (
-        Coupon.objects.select_related("offer", "offer__site", "member").filter(code=code).first()
+        coupons.filter(code=code).first()
         if isinstance(code, str) and 0 < len(code) <= 64 and "\x00" not in code  # PostgreSQL refuses NUL
         else None
     )

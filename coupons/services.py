@@ -631,10 +631,11 @@ def coupon_redeem(
     order_id = str(order_id)
     if len(order_id) > 200 or "\x00" in order_id:
         raise invalid("order_id is at most 200 characters.", order_id="invalid")
-    coupon = coupon_get_by_code(owner=owner, code=code)
     refusal = None
     with transaction.atomic():
-        result = _redeem_locked(coupon.pk, owner, order_id, order, location, member_id)
+        # Found and locked in one query: the hot path reads the coupon row once.
+        coupon = coupon_get_by_code(owner=owner, code=code, for_update=True)
+        result = _redeem_locked(coupon, owner, order_id, order, location, member_id)
         if isinstance(result, ApplicationError):
             refusal = result
     if refusal:
@@ -642,13 +643,8 @@ def coupon_redeem(
     return result
 
 
-def _redeem_locked(coupon_pk, owner: Owner, order_id: str, order: Order, location_name, member_id):
-    """Inside the transaction: lock the code (then the member), check, count, record."""
-    coupon = (
-        Coupon.objects.select_for_update(of=("self",))
-        .select_related("offer", "offer__site", "member")
-        .get(pk=coupon_pk)
-    )
+def _redeem_locked(coupon: Coupon, owner: Owner, order_id: str, order: Order, location_name, member_id):
+    """Inside the transaction, the code locked: lock the member, check, count, record."""
     previous = Redemption.objects.filter(
         coupon=coupon, order_id=order_id, rolled_back_at__isnull=True
     ).first()

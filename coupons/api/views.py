@@ -366,7 +366,10 @@ class CodeRedeemApi(ApiView):
                 owner=self.owner, code=data["code"], order_id=data["order_id"], order=order,
                 location=data.get("location"), member_id=data.get("member_id"),
             )  # fmt: skip
-        redemption = _redemptions(Redemption.objects.filter(pk=redemption.pk)).get()
+        if not created:
+            # A repeat answers the first use, read again with its code and location; a new use already
+            # holds both, so the hot path spends no query on its own answer.
+            redemption = _redemptions(Redemption.objects.filter(pk=redemption.pk)).get()
         return Response(s.RedemptionSerializer(redemption).data, status=201 if created else 200)
 
 
