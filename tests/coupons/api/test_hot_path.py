@@ -11,7 +11,9 @@ from django.test.utils import CaptureQueriesContext
 from tests import factories
 from webhooks.models import Subscription
 
-TRANSACTION_CONTROL = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO SAVEPOINT)\b")
+TRANSACTION_CONTROL = re.compile(
+    r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO SAVEPOINT)\b"
+)
 
 # Look up the key, lock the code (with its offer, site and member), look for a first use of the order,
 # count the use, insert it, insert the event, confirm the subscriptions, insert the delivery.
@@ -30,7 +32,10 @@ def statements(captured: CaptureQueriesContext) -> list[str]:
 @pytest.fixture
 def subscribed(offer) -> Subscription:
     return Subscription.objects.create(
-        url="https://hooks.example.com/in", format="standard", events=["coupon.redeemed"], merchant=offer.merchant
+        url="https://hooks.example.com/in",
+        format="standard",
+        events=["coupon.redeemed"],
+        merchant=offer.merchant,
     )
 
 
