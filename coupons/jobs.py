@@ -149,7 +149,7 @@ def _chunk_run_next(job_id: int) -> str:
         with transaction.atomic():
             # skip_locked: a chunk another runner holds is not ours; its lock ends with that runner's transaction.
             chunk = (
-                JobChunk.objects.select_for_update(skip_locked=True)
+                JobChunk.objects.select_for_update(skip_locked=True, of=("self",))
                 .filter(job_id=job_id, state=JobChunk.State.PENDING, job__state=Job.State.RUNNING)
                 .order_by("index")
                 .first()
