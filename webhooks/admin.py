@@ -4,7 +4,7 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -35,6 +35,26 @@ class EventTypeFilter(admin.SimpleListFilter):
 
 class DeliveryEventTypeFilter(EventTypeFilter):
     field_path = "event__type"
+
+
+class AttemptEventTypeFilter(EventTypeFilter):
+    field_path = "delivery__event__type"
+
+
+class AttemptOutcomeFilter(admin.SimpleListFilter):
+    title = "outcome"
+    parameter_name = "outcome"
+
+    def lookups(self, request, model_admin):
+        return [("succeeded", "Succeeded (2xx)"), ("failed", "Failed")]
+
+    def queryset(self, request, queryset):
+        succeeded = Q(status_code__gte=200, status_code__lt=300)
+        if self.value() == "succeeded":
+            return queryset.filter(succeeded)
+        if self.value() == "failed":
+            return queryset.exclude(succeeded)
+        return queryset
 
 
 def _report(modeladmin, request, outcomes: list[tuple[str, ApplicationError | None]], done: str) -> None:
@@ -294,7 +314,13 @@ class AttemptAdmin(ReadOnlyAdmin):
         "duration_ms",
         "error",
     )
-    list_filter = ("trigger", "subscription")
+    list_filter = (
+        AttemptOutcomeFilter,
+        "trigger",
+        "subscription",
+        AttemptEventTypeFilter,
+        "delivery__event__offer",
+    )
     search_fields = ("=delivery__id", "delivery__message_id", "request_url")
     list_select_related = ("delivery", "subscription")
     fields = ("delivery", "subscription", "started_at", "trigger", "request_method", "request_url", "request_body",

@@ -274,3 +274,22 @@ def test_events_and_attempts_are_read_only(admin_client, subscription):
         response = admin_client.get(url)
         assert response.status_code == 200
         assert 'name="_save"' not in response.content.decode()
+
+
+def test_attempts_filter_by_outcome_event_type_and_offer(admin_client, subscription, offer):
+    redeemed = DeliveryFactory(
+        subscription=subscription, event=EventFactory(type="coupon.redeemed", offer=offer)
+    )
+    viewed = DeliveryFactory(subscription=subscription, event=EventFactory(type="coupon.viewed"))
+    ok = Attempt.objects.create(delivery=redeemed, subscription=subscription, status_code=204)
+    refused = Attempt.objects.create(delivery=viewed, subscription=subscription, status_code=302)
+    timed_out = Attempt.objects.create(delivery=viewed, subscription=subscription, error="Timed out")
+
+    def listed(**query) -> set[int]:
+        response = admin_client.get(reverse("admin:webhooks_attempt_changelist"), query)
+        return {a.pk for a in response.context["cl"].result_list}
+
+    assert listed(outcome="succeeded") == {ok.pk}
+    assert listed(outcome="failed") == {refused.pk, timed_out.pk}
+    assert listed(event_type="coupon.viewed") == {refused.pk, timed_out.pk}
+    assert listed(delivery__event__offer__id__exact=offer.pk) == {ok.pk}
