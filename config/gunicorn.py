@@ -13,12 +13,15 @@ _cores = os.cpu_count() or 1
 bind = (
     os.environ.get("GUNICORN_BIND") or f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 )
-# Requests spend much of their time waiting on PostgreSQL, so two processes per core keep the CPU busy;
-# threads let a process overlap those waits (and keep connections alive) without more memory.
-workers = _int("WEB_CONCURRENCY", 2 * _cores)
-threads = _int("GUNICORN_THREADS", 4)
+# Sync workers by default: one request per process at a time, so the kernel hands each new connection
+# to an idle process and load spreads evenly. (Threaded workers keep every keep-alive connection they
+# accept, so a few busy clients can pile onto one process and its GIL while the others idle.) Requests
+# wait on PostgreSQL for part of their time, hence more processes than cores. Put a buffering proxy
+# (nginx, a cloud load balancer) in front, as slow clients hold a sync worker for their whole upload.
+workers = _int("WEB_CONCURRENCY", 2 * _cores + 2)
+threads = _int("GUNICORN_THREADS", 1)
 worker_class = "gthread" if threads > 1 else "sync"
-# Each thread holds one database connection (CONN_MAX_AGE): workers x threads must stay below
+# Each process (or thread) holds one database connection (CONN_MAX_AGE): workers x threads must stay below
 # PostgreSQL's max_connections divided by the number of web hosts.
 timeout = _int("GUNICORN_TIMEOUT", 30)
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)

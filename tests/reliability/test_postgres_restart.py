@@ -79,7 +79,7 @@ def test_postgres_restart_mid_redemptions_leaves_no_half_redemption_and_needs_no
         "result = world_create(codes=codes, receiver_urls=[], events=[])",
         codes=CODES,
     )
-    web, base = stack.web(WEB_CONCURRENCY="2", GUNICORN_THREADS="4")
+    web, base = stack.web(WEB_CONCURRENCY="3")
     workers_before = worker_pids(web.popen.pid)
     outcomes = Outcomes()
     deadline = time.monotonic() + 60
