@@ -121,6 +121,20 @@ def _deliveries(queryset: QuerySet[Delivery]) -> QuerySet[Delivery]:
     return queryset.select_related("event").prefetch_related(attempts)
 
 
+def _delivery_answer(delivery: Delivery, status_code: int = status.HTTP_200_OK) -> Response:
+    return Response(
+        DeliverySerializer(_deliveries(Delivery.objects).get(pk=delivery.pk)).data, status=status_code
+    )
+
+
+class SubscriptionView(ApiView):
+    required_scope = SCOPE
+
+    def subscription(self, subscription_id) -> Subscription:
+        """The key's own subscription; another owner's answers 404 as if it did not exist."""
+        return selectors.subscription_get(owner=self.owner, subscription_id=subscription_id)
+
+
 # --- subscriptions ---------------------------------------------------------------------------------
 
 
@@ -150,12 +164,10 @@ class SubscriptionsApi(ApiView):
         return Response(SubscriptionCreatedSerializer(subscription).data, status=status.HTTP_201_CREATED)
 
 
-class SubscriptionApi(ApiView):
-    required_scope = SCOPE
-
+class SubscriptionApi(SubscriptionView):
     @extend_schema(summary="Get a webhook subscription", responses={200: SubscriptionSerializer})
     def get(self, request, subscription_id: int):
-        return Response(SubscriptionSerializer(self._subscription(subscription_id)).data)
+        return Response(SubscriptionSerializer(self.subscription(subscription_id)).data)
 
     @extend_schema(
         summary="Change a webhook subscription",
@@ -164,27 +176,18 @@ class SubscriptionApi(ApiView):
         responses={200: SubscriptionSerializer},
     )
     def patch(self, request, subscription_id: int):
-        subscription = self._subscription(subscription_id)
+        subscription = self.subscription(subscription_id)
         fields = _service_fields(_valid(SubscriptionInSerializer, request.data, partial=True))
         subscription = services.subscription_update(subscription=subscription, **fields)
-        return Response(
-            SubscriptionSerializer(
-                selectors.subscription_get(owner=self.owner, subscription_id=subscription.id)
-            ).data
-        )
+        return Response(SubscriptionSerializer(self.subscription(subscription.id)).data)
 
     @extend_schema(summary="Delete a webhook subscription and its delivery log", responses={204: None})
     def delete(self, request, subscription_id: int):
-        services.subscription_delete(subscription=self._subscription(subscription_id))
+        services.subscription_delete(subscription=self.subscription(subscription_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    def _subscription(self, subscription_id) -> Subscription:
-        return selectors.subscription_get(owner=self.owner, subscription_id=subscription_id)
 
-
-class SubscriptionRotateSecretApi(ApiView):
-    required_scope = SCOPE
-
+class SubscriptionRotateSecretApi(SubscriptionView):
     @extend_schema(
         summary="Rotate a subscription's signing secret",
         description="The previous secret keeps signing alongside the new one for 24 hours.",
@@ -192,16 +195,14 @@ class SubscriptionRotateSecretApi(ApiView):
         responses={200: SecretSerializer},
     )
     def post(self, request, subscription_id: int):
-        subscription = selectors.subscription_get(owner=self.owner, subscription_id=subscription_id)
+        subscription = self.subscription(subscription_id)
         secret = services.subscription_rotate_secret(subscription=subscription)
         body = {"id": subscription.id, "secret": secret,
                 "previous_secret_expires_at": subscription.previous_secret_expires_at}  # fmt: skip
         return Response(SecretSerializer(body).data)
 
 
-class SubscriptionTestApi(ApiView):
-    required_scope = SCOPE
-
+class SubscriptionTestApi(SubscriptionView):
     @extend_schema(
         summary="Send a test event",
         description='A sample of the first event the subscription receives, marked `"test": true`.',
@@ -209,11 +210,8 @@ class SubscriptionTestApi(ApiView):
         responses={202: DeliverySerializer},
     )
     def post(self, request, subscription_id: int):
-        subscription = selectors.subscription_get(owner=self.owner, subscription_id=subscription_id)
-        delivery = services.subscription_send_test_event(subscription=subscription)
-        return Response(
-            DeliverySerializer(_deliveries(Delivery.objects).get(pk=delivery.pk)).data, status=202
-        )
+        delivery = services.subscription_send_test_event(subscription=self.subscription(subscription_id))
+        return _delivery_answer(delivery, status.HTTP_202_ACCEPTED)
 
 
 # --- deliveries ------------------------------------------------------------------------------------
@@ -245,8 +243,7 @@ class DeliveryApi(ApiView):
 
     @extend_schema(summary="Get a webhook delivery with its attempts", responses={200: DeliverySerializer})
     def get(self, request, delivery_id: int):
-        delivery = selectors.delivery_get(owner=self.owner, delivery_id=delivery_id)
-        return Response(DeliverySerializer(_deliveries(Delivery.objects).get(pk=delivery.pk)).data)
+        return _delivery_answer(selectors.delivery_get(owner=self.owner, delivery_id=delivery_id))
 
 
 class DeliveryRetryApi(ApiView):
@@ -259,9 +256,5 @@ class DeliveryRetryApi(ApiView):
         responses={202: DeliverySerializer},
     )
     def post(self, request, delivery_id: int):
-        delivery = services.delivery_retry_now(
-            delivery=selectors.delivery_get(owner=self.owner, delivery_id=delivery_id)
-        )
-        return Response(
-            DeliverySerializer(_deliveries(Delivery.objects).get(pk=delivery.pk)).data, status=202
-        )
+        delivery = selectors.delivery_get(owner=self.owner, delivery_id=delivery_id)
+        return _delivery_answer(services.delivery_retry_now(delivery=delivery), status.HTTP_202_ACCEPTED)

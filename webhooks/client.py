@@ -13,19 +13,12 @@ from requests_hardened.ip_filter import InvalidIPAddress
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from webhooks.formats import Rendered
 from webhooks.urls_guard import GuardedAdapter, address_refusal, private_urls_allowed
 
 EXCERPT_BYTES = 1024
 # A longer answer is not read to its end: the connection is dropped instead of kept alive.
 DRAIN_BYTES = 64 * 1024
-
-
-@dataclass(frozen=True)
-class OutgoingRequest:
-    method: str
-    url: str
-    headers: dict[str, str]
-    body: bytes
 
 
 @dataclass(frozen=True)
@@ -147,7 +140,7 @@ def session() -> requests.Session:
     return current
 
 
-def send(request: OutgoingRequest, *, connect_timeout: float, total_timeout: float) -> HttpResult:
+def send(request: Rendered, *, connect_timeout: float, total_timeout: float) -> HttpResult:
     """Send one request; never raises: a failure comes back as the result's error."""
     started = time.monotonic()
     status_code, excerpt, retry_after, location = None, "", None, None

@@ -65,14 +65,7 @@ class Subscription(models.Model):
     def clean(self) -> None:
         from webhooks.validation import subscription_errors
 
-        errors = subscription_errors(
-            url=self.url,
-            format=self.format,
-            events=self.events,
-            http_method=self.http_method,
-            params=self.params,
-            headers=self.headers,
-        )
+        errors = subscription_errors(self)
         if errors:
             raise ValidationError(errors)
 

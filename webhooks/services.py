@@ -90,14 +90,7 @@ def _offer_ids(offers) -> list[int] | None:
 
 
 def _subscription_check(subscription: Subscription, offers) -> None:
-    errors = subscription_errors(
-        url=subscription.url,
-        format=subscription.format,
-        events=subscription.events,
-        http_method=subscription.http_method,
-        params=subscription.params,
-        headers=subscription.headers,
-    ) | subscription_scope_errors(subscription, offers)
+    errors = subscription_errors(subscription) | subscription_scope_errors(subscription, offers)
     if errors:
         first = next(iter(errors.values()))[0]
         raise ApplicationError("invalid_request", first, fields=errors)

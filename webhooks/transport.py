@@ -16,8 +16,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from webhooks import retries
-from webhooks.client import HttpResult, OutgoingRequest, send
-from webhooks.formats import EventMessage, get_format
+from webhooks.client import HttpResult, send
+from webhooks.formats import EventMessage, Rendered, get_format
 from webhooks.models import Attempt, Delivery, Subscription
 from webhooks.outbox import routes_forget
 from webhooks.signing import signature_headers
@@ -83,11 +83,11 @@ def deliveries_claim(*, now: datetime, limit: int) -> list[Delivery]:
 @dataclass(frozen=True)
 class Outgoing:
     delivery: Delivery
-    request: OutgoingRequest | None
+    request: Rendered | None
     problem: str = ""  # why no request could be made
 
 
-def delivery_request(delivery: Delivery, *, sent_at: datetime) -> OutgoingRequest:
+def delivery_request(delivery: Delivery, *, sent_at: datetime) -> Rendered:
     """The exact request of one delivery: the format's body, the subscription's headers, the signatures."""
     subscription, event = delivery.subscription, delivery.event
     message = EventMessage(id=str(event.uuid), type=event.type, created_at=event.created_at, data=event.data)
@@ -108,7 +108,7 @@ def delivery_request(delivery: Delivery, *, sent_at: datetime) -> OutgoingReques
         secrets=subscription.signing_secrets(sent_at),
         sent_at=sent_at,
     )
-    return OutgoingRequest(rendered.method, rendered.url, headers, rendered.body)
+    return Rendered(rendered.method, rendered.url, headers, rendered.body)
 
 
 def _prepare(delivery: Delivery) -> Outgoing:

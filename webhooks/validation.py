@@ -16,10 +16,10 @@ MAX_HEADERS = 20
 MAX_HEADER_VALUE = 1000
 
 
-def subscription_errors(
-    *, url: str, format: str, events, http_method: str, params, headers
-) -> dict[str, list[str]]:
+def subscription_errors(subscription) -> dict[str, list[str]]:
     """Every problem of a subscription's settings, by field; empty when it can be saved."""
+    url, format, events = subscription.url, subscription.format, subscription.events
+    http_method, params, headers = subscription.http_method, subscription.params, subscription.headers
     errors: dict[str, list[str]] = {}
     refusal = (
         url_refusal(url) if isinstance(url, str) and url else "Enter the URL that receives the webhooks."

@@ -7,7 +7,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from webhooks.client import EXCERPT_BYTES, OutgoingRequest, send
+from webhooks.client import EXCERPT_BYTES, send
+from webhooks.formats import Rendered
 
 
 @contextmanager
@@ -40,7 +41,7 @@ def trickling_server(first_line: bytes, drip: bytes, every: float = 0.1, drips: 
 
 
 def post(url: str, **timeouts) -> object:
-    return send(OutgoingRequest("POST", url, {"Content-Type": "application/json"}, b"{}"), **timeouts)
+    return send(Rendered("POST", url, {"Content-Type": "application/json"}, b"{}"), **timeouts)
 
 
 def test_headers_trickled_byte_by_byte_are_cut_off_at_the_whole_request_deadline():
