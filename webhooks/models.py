@@ -28,7 +28,9 @@ class Subscription(models.Model):
 
     id = models.AutoField(primary_key=True)
     name = models.CharField(max_length=200, blank=True, default="")
-    url = models.URLField(max_length=2000)
+    # Checked by webhooks.urls_guard (scheme, host, resolved addresses) rather than Django's URL syntax
+    # rules, which refuse hosts receivers really use (single-label container names, underscores).
+    url = models.CharField(max_length=2000, help_text="http:// or https:// URL that receives the webhooks.")
     format = models.CharField(max_length=30, choices=format_choices, default="standard")
     events = models.JSONField(default=list)
     http_method = models.CharField(max_length=4, choices=HttpMethod.choices, default=HttpMethod.POST)
