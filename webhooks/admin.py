@@ -83,7 +83,7 @@ def _each(items, action) -> list[tuple[str, ApplicationError | None]]:
 
 
 class SubscriptionForm(forms.ModelForm):
-    url = forms.URLField(max_length=2000, assume_scheme="https")
+    url = forms.CharField(max_length=2000, help_text="http:// or https:// URL that receives the webhooks.")
     events = forms.MultipleChoiceField(choices=list(EVENT_TYPES.items()), widget=forms.CheckboxSelectMultiple)
 
     class Meta:

@@ -70,6 +70,8 @@ def _subscription_save(subscription: Subscription, fields: dict, *, update_field
             fields={name: ["unknown"] for name in sorted(unknown)},
         )
     offers = _offer_ids(fields.pop("offers", None))
+    if isinstance(fields.get("events"), list):
+        fields["events"] = list(dict.fromkeys(fields["events"]))  # each event once, in the order given
     for name, value in fields.items():
         setattr(subscription, name, value)
     if isinstance(subscription.http_method, str):

@@ -3,6 +3,7 @@
 import logging
 import math
 import os
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -123,16 +124,18 @@ def _prepare(delivery: Delivery) -> Outgoing:
 
 _pool: ThreadPoolExecutor | None = None
 _pool_key: tuple[int, int] | None = None
+_pool_lock = threading.Lock()
 
 
 def _executor() -> ThreadPoolExecutor:
     """One bounded pool per process (and per setting), its threads keeping their pooled sessions."""
     global _pool, _pool_key
     key = (os.getpid(), max(settings.WEBHOOKS_SEND_CONCURRENCY, 1))
-    if _pool is None or _pool_key != key:
-        _pool = ThreadPoolExecutor(max_workers=key[1], thread_name_prefix="webhook-send")
-        _pool_key = key
-    return _pool
+    with _pool_lock:
+        if _pool is None or _pool_key != key:
+            _pool = ThreadPoolExecutor(max_workers=key[1], thread_name_prefix="webhook-send")
+            _pool_key = key
+        return _pool
 
 
 def _send(outgoing: Outgoing) -> HttpResult:

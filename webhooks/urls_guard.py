@@ -55,6 +55,8 @@ def address_refusal(ip: IPAddress, *, allow_private: bool) -> str | None:
 def url_refusal(url: str, *, allow_private: bool | None = None) -> str | None:
     """Why this URL may not receive webhooks (scheme, host, every address it resolves to), or None."""
     allow_private = private_urls_allowed() if allow_private is None else allow_private
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return "The URL may not contain spaces or control characters."
     try:
         parts = urlsplit(url)
         port = parts.port

@@ -92,6 +92,16 @@ def test_a_subscription_can_only_filter_on_offers_its_owner_sees(merchant, offer
     assert refused.fields["offer_ids"] == [f"Unknown offers: {foreign.id}."]
 
 
+def test_each_event_is_kept_once_in_the_order_given():
+    subscription = subscription_create(
+        url="http://127.0.0.1:9/hook",
+        format="standard",
+        events=["coupon.viewed", "coupon.issued", "coupon.viewed"],
+    )
+
+    assert subscription.events == ["coupon.viewed", "coupon.issued"]
+
+
 def test_unknown_fields_are_refused():
     assert refusal(colour="blue").fields == {"colour": ["unknown"]}
 

@@ -95,6 +95,8 @@ def test_private_and_loopback_addresses_are_refused_unless_the_setting_allows_th
         ("javascript:alert(1)", "Only http:// and https://"),
         ("http:///no-host", "no host"),
         ("http://example.com:99999/", "not a valid URL"),
+        ("http://example.com/a b", "spaces or control characters"),
+        ("http://example.com/\r\nInjected: 1", "spaces or control characters"),
     ],
 )
 def test_urls_that_are_not_plain_http_are_refused(url, reason):
@@ -208,3 +210,10 @@ def test_the_connection_goes_to_the_checked_address_with_the_original_host_heade
     ((request, _),) = receiver.log
     assert request.headers["Host"] == f"receiver.example.test:{receiver.port}"
     assert Delivery.objects.get().status == "succeeded"
+
+
+def test_a_single_label_container_host_name_is_fine_where_private_urls_are_allowed(fake_dns, settings):
+    settings.WEBHOOKS_ALLOW_PRIVATE_URLS = True
+    fake_dns["webhook_receiver"] = ["172.18.0.5"]
+
+    assert url_refusal("http://webhook_receiver:9000/hook") is None
