@@ -32,13 +32,19 @@ UNFINISHED = (Job.State.QUEUED, Job.State.RUNNING)
 
 
 def job_generate_start(
-    *, offer: Offer, count: int | None = None, member_ids: list[int] | None = None, multiple: bool = True
+    *,
+    offer: Offer,
+    count: int | None = None,
+    member_ids: list[int] | None = None,
+    multiple: bool = True,
+    enqueue: bool = True,
 ) -> Job:
     """Check a generation request in full, then create its job; the cluster starts it once this commits.
 
     Give `count` (codes with no member) or `member_ids` (one code per member; with `multiple` False a member
     already holding a live code of the offer gets none, Redcat's `Multiple: false`). Bad input, unknown
-    members and the 1 % code-space guard raise ApplicationError (400) before any job exists.
+    members and the 1 % code-space guard raise ApplicationError (400) before any job exists. With `enqueue`
+    False the caller runs the job itself (job_run), as `generate_codes --here` does.
     """
     _generate_request_check(count, member_ids, multiple)
     with transaction.atomic():
@@ -60,7 +66,9 @@ def job_generate_start(
             params={"count": count, "members": len(member_ids or []), "multiple": multiple},
         )
         if total:
-            _chunks_create(job, total, ids)
+            chunks = _chunks_create(job, total, ids)
+            if enqueue:
+                job_enqueue_on_commit(job, runners=chunks)
         else:
             job = job_finish(job_id=job.pk)  # Multiple false and every member already holds a live code
     return job
@@ -89,7 +97,7 @@ def _capacity_check(offer: Offer, adding: int) -> None:
     services.codes_capacity_check(offer, adding + reserved)
 
 
-def _chunks_create(job: Job, total: int, member_ids: list[int] | None) -> None:
+def _chunks_create(job: Job, total: int, member_ids: list[int] | None) -> int:
     size = settings.JOB_CHUNK_SIZE
     chunks = [
         JobChunk(
@@ -101,7 +109,7 @@ def _chunks_create(job: Job, total: int, member_ids: list[int] | None) -> None:
         for index, start in enumerate(range(0, total, size))
     ]
     JobChunk.objects.bulk_create(chunks, batch_size=1000)
-    job_enqueue_on_commit(job, runners=len(chunks))
+    return len(chunks)
 
 
 def job_import_create(*, offer: Offer, payload: bytes, rows: int, params: dict) -> Job:
