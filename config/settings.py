@@ -168,6 +168,9 @@ UNKNOWN_CODE_LIMIT_PER_MINUTE = env.int("UNKNOWN_CODE_LIMIT_PER_MINUTE", default
 PUBLIC_PAGES_PER_MINUTE = env.int("PUBLIC_PAGES_PER_MINUTE", default=120)
 PUBLIC_REVEALS_PER_MINUTE = env.int("PUBLIC_REVEALS_PER_MINUTE", default=20)
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
+# Each web process remembers a key it has checked for this long, so the hot path spends no query on it;
+# a revocation or scope change made elsewhere takes effect within this time (0: at once, a query a request).
+API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=5.0)
 
 # Coupon generation
 CODES_IN_REQUEST_MAX = env.int("CODES_IN_REQUEST_MAX", default=1000)

@@ -1,7 +1,9 @@
 """Bearer API keys: hashed at rest, scoped, owned by a merchant or a distributor."""
 
 import hashlib
+import time
 
+from django.conf import settings
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 
@@ -16,16 +18,31 @@ def api_key_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+# Keys checked recently in this process, by the hash of their token: (when, key). Only valid keys are
+# kept; an unknown or revoked token is looked up every time.
+_checked: dict[str, tuple[float, ApiKey]] = {}
+_CHECKED_MAX = 10_000
+
+
 def api_key_find(token: str) -> ApiKey | None:
     if not token or len(token) > 200 or "\x00" in token:
         return None
+    digest = api_key_hash(token)
+    hit = _checked.get(digest)
+    if hit is not None and time.monotonic() - hit[0] < settings.API_KEY_CACHE_SECONDS:
+        return hit[1]
     key = (
         ApiKey.objects.select_related("merchant", "distributor")
         .filter(prefix=token[:KEY_PREFIX_LENGTH], revoked_at__isnull=True)
         .first()
     )
-    if key is None or key.hashed_key != api_key_hash(token):
+    if key is None or key.hashed_key != digest:
+        _checked.pop(digest, None)
         return None
+    if settings.API_KEY_CACHE_SECONDS > 0:
+        if len(_checked) >= _CHECKED_MAX:
+            _checked.clear()
+        _checked[digest] = (time.monotonic(), key)
     return key
 
 
@@ -46,9 +63,9 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
         now = timezone.now()
         if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
-            ApiKey.objects.filter(pk=key.pk).update(
-                last_used_at=now
-            )  # at most once a minute: no write per call
+            # At most once a minute: no write per call (the remembered key carries the time too).
+            ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+            key.last_used_at = now
         return (None, key)
 
     def authenticate_header(self, request):
