@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from coupons import events, services
 from coupons.codes import CodeFormat
-from coupons.errors import ApplicationError
+from coupons.errors import ApplicationError, invalid
 from coupons.models import Coupon, Job, Member, Offer
 from webhooks.models import Event
 from webhooks.outbox import deliveries_add, subscriptions_matching
@@ -102,34 +102,45 @@ def coupons_generate(
     now = timezone.now()
     code_format = CodeFormat.for_offer(offer)
     wanted = len(members) if members is not None else count
+    if wanted > code_format.capacity:
+        # The start checked the code space; this catches a format narrowed while the job waited.
+        raise invalid(
+            f"This offer's code format allows only {code_format.capacity} codes.", count="exceeds_code_space"
+        )
     member_ids = [m.id for m in members] if members is not None else None
-    made: list[int] = []
+    made, made_ids = 0, []
     for _ in range(TOP_UP_ROUNDS):
-        missing = wanted - len(made) if member_ids is None else len(member_ids)
+        missing = wanted - made if member_ids is None else len(member_ids)
         if missing <= 0:
             break
         rows = _random_rows(offer, code_format, missing, member_ids)
         inserted = _copy_insert(offer, job, rows, issued_at=now if issued else None, now=now,
                                 want_ids=members is not None)  # fmt: skip
-        made += inserted.ids or [0] * inserted.count
+        made, made_ids = made + inserted.count, made_ids + inserted.ids
         if member_ids is not None:
             # Only the members whose code collided with one already taken need another draw.
             member_ids = list((Counter(member_ids) - Counter(inserted.member_ids)).elements())
     else:
-        raise ApplicationError(
-            "invalid_request", "Could not draw enough unique codes; widen the code format."
-        )
+        raise _no_unique_codes()
     if members is not None:
-        _issued_events(offer, made)
-    return len(made)
+        _issued_events(offer, made_ids)
+    return made
+
+
+def _no_unique_codes() -> ApplicationError:
+    return ApplicationError("invalid_request", "Could not draw enough unique codes; widen the code format.")
 
 
 def _random_rows(
     offer: Offer, code_format: CodeFormat, count: int, member_ids: list[int] | None
 ) -> NewCoupons:
     codes = list(dict.fromkeys(code_format.generate(count)))  # a repeat within the draw is dropped here
-    while len(codes) < count:
+    for _ in range(TOP_UP_ROUNDS):
+        if len(codes) >= count:
+            break
         codes = list(dict.fromkeys(codes + code_format.generate(count - len(codes))))
+    else:
+        raise _no_unique_codes()
     rows = NewCoupons(codes=codes, member_ids=member_ids)
     if offer.coupon_type == "mystery":
         draws = [services.mystery_draw(offer) for _ in codes]

@@ -4,7 +4,7 @@ import threading
 import time
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import close_old_connections, connection
+from django.db import connection
 from tqdm import tqdm
 
 from coupons import jobs
@@ -66,7 +66,6 @@ class Command(BaseCommand):
         hinted = False
         with tqdm(total=job.total, unit="codes", unit_scale=True, file=_Unterminated(self.stdout)) as bar:
             while True:
-                close_old_connections()
                 job.refresh_from_db()
                 bar.total = job.total
                 bar.update(job.done - bar.n)
