@@ -154,11 +154,16 @@ def deliveries_send_due(*, now: datetime | None = None, run_seconds: float = RUN
 
     `now` fixes the clock for the whole run (tests); otherwise each batch reads `retries.clock()`.
     """
-    started, attempts = time.monotonic(), 0
+    started, attempts, helped = time.monotonic(), 0, False
     while True:
         batch = deliveries_claim(now=now or retries.clock(), limit=batch_size())
         if not batch:
             return attempts
+        if not helped and len(batch) == batch_size():
+            # A full batch means a backlog: ring once more so an idle worker claims alongside this one
+            # (claims never overlap). Each run asks at most once, so helpers stop when the backlog does.
+            helped = True
+            _ask_for_another_run()
         attempts += deliveries_send(batch, now=now)
         if time.monotonic() - started > run_seconds:
             _ask_for_another_run()
