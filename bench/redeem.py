@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 
 from tests.servers import start_postgres, start_redis  # noqa: E402
-from tests.stack import PYTHON, Stack, template_create  # noqa: E402
+from tests.stack import PYTHON, Stack, cpu_seconds, template_create  # noqa: E402
 
 TARGET_RATE = 600
 TARGET_P99_MS = 100
@@ -132,27 +132,12 @@ def raw_rate(
     return done / (time.time() - started)
 
 
-def children_cpu(parent_pid: int) -> float:
-    """CPU seconds (user + system) used so far by the live children of a process: gunicorn's workers,
-    PostgreSQL's backends. Shared-machine noise changes wall-clock rates, not these."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    children = Path(f"/proc/{parent_pid}/task/{parent_pid}/children").read_text().split()
-    total = 0
-    for pid in children:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue  # ended meanwhile
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / ticks
-
-
 def load(job: dict, base_dir: Path, cpu_of: dict[str, int] | None = None) -> dict:
     """Run bench/loadgen.py in its own process and return its figures, with CPU ms per request of each
     process tree named in cpu_of (name -> parent pid) and of the load generator itself."""
     path = base_dir / f"job-{uuid.uuid4().hex[:6]}.json"
     path.write_text(json.dumps(job))
-    before = {name: children_cpu(pid) for name, pid in (cpu_of or {}).items()}
+    before = {name: cpu_seconds(pid, include_self=False) for name, pid in (cpu_of or {}).items()}
     own = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         [PYTHON, str(ROOT / "bench" / "loadgen.py"), str(path)], capture_output=True, text=True, check=True
@@ -161,7 +146,8 @@ def load(job: dict, base_dir: Path, cpu_of: dict[str, int] | None = None) -> dic
     figures = json.loads(done.stdout)
     served = max(sum(figures["statuses"].values()), 1)
     figures["cpu_ms"] = {
-        name: (children_cpu(pid) - before[name]) * 1000 / served for name, pid in (cpu_of or {}).items()
+        name: (cpu_seconds(pid, include_self=False) - before[name]) * 1000 / served
+        for name, pid in (cpu_of or {}).items()
     }
     loadgen = after.ru_utime + after.ru_stime - own.ru_utime - own.ru_stime
     figures["cpu_ms"]["load generator"] = loadgen * 1000 / served

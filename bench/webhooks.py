@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.servers import start_postgres, start_redis  # noqa: E402
-from tests.stack import Stack, template_create, wait_until  # noqa: E402
+from tests.stack import Stack, cpu_seconds, template_create, wait_until  # noqa: E402
 
 TARGET_RATE = 500
 TARGET_P50_S = 1.0
@@ -52,7 +52,15 @@ def run(stack: Stack, label: str, events: int, redemptions: int, rate: float) ->
         n=events,
     )
     cluster = stack.cluster()
+    processes = {"cluster": (cluster.popen.pid, True), "receiver": (receiver.proc.popen.pid, True)}
+    if stack.postgres is not None:
+        processes["PostgreSQL"] = (stack.postgres.proc.pid, False)
+    before = {name: cpu_seconds(pid, include_self=own) for name, (pid, own) in processes.items()}
     wait_until(lambda: delivered(stack, events), 600, f"{events} deliveries", interval=0.2)
+    cpu = {
+        name: (cpu_seconds(pid, include_self=own) - before[name]) * 1000 / events
+        for name, (pid, own) in processes.items()
+    }
     stamps = sorted(stamp for stamp, _ in receiver.received())
     drain_rate = (len(stamps) - 1) / (stamps[-1] - stamps[0])
     backlog = set(receiver.counts())
@@ -76,6 +84,7 @@ def run(stack: Stack, label: str, events: int, redemptions: int, rate: float) ->
         "label": label,
         "events": events,
         "drain_rate": drain_rate,
+        "cpu": cpu,
         "redemptions": done["created"],
         "redeem_rate": done["created"] / done["seconds"],
         "p50": percentile(latencies, 0.5),
@@ -92,6 +101,7 @@ def report(figures: dict, embedded: bool) -> None:
         f"  deliveries/s, backlog of {figures['events']:,} drained by one cluster: "
         f"{figures['drain_rate']:.0f}/s  [target >= {TARGET_RATE}/s: {verdict}]"
     )
+    print("  CPU per delivery: " + ", ".join(f"{name} {ms:.2f} ms" for name, ms in figures["cpu"].items()))
     target = f"  [target p50 <= {TARGET_P50_S:.0f} s: {'PASS' if figures['p50'] <= TARGET_P50_S else 'MISS'}]"
     print(
         f"  redemption-to-receipt, {figures['redemptions']} redemptions at {figures['redeem_rate']:.0f}/s: "

@@ -268,6 +268,25 @@ def _answers(url: str, proc: Proc) -> bool:
         return False
 
 
+def cpu_seconds(pid: int, *, include_self: bool = True) -> float:
+    """CPU seconds (user + system) used so far by a live process and all its descendants.
+
+    Wall-clock rates on a shared machine move with everything else running; CPU per request does not."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rpartition(")")[2].split()
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue  # ended meanwhile
+        if current != pid or include_self:
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
 def database_url(postgres: PostgresServer, database: str) -> str:
     return postgres.url.rsplit("/", 1)[0] + f"/{database}"
 
