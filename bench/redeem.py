@@ -185,12 +185,7 @@ def main() -> int:
         try:
             receiver = stack.receiver()
             started = time.perf_counter()
-            world = stack.django(
-                "from tests.stack_world import world_create\n"
-                "result = world_create(codes=total, receiver_urls=[url], events=['coupon.redeemed'])",
-                total=total,
-                url=receiver.url,
-            )
+            world = stack.world(codes=total, receiver_urls=[receiver.url], events=["coupon.redeemed"])
             codes = world["codes"]
             print(
                 f"setup: {total:,} single-use codes, one webhook subscription ({time.perf_counter() - started:.1f} s)"

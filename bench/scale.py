@@ -83,10 +83,7 @@ def main() -> int:
         try:
             template_create(postgres)
             stack = Stack(Path(tmp), postgres, None)
-            offer_id = stack.django(
-                "from tests.stack_world import world_create\n"
-                "result = world_create(codes=0, receiver_urls=[], events=[])['offer_id']"
-            )
+            offer_id = stack.world(codes=0)["offer_id"]
             filled = 0
             for size in sizes:
                 started = time.perf_counter()

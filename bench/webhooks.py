@@ -39,18 +39,9 @@ def delivered(stack: Stack, count: int) -> bool:
 def run(stack: Stack, label: str, events: int, redemptions: int, rate: float) -> dict:
     """Both measurements on one stack; returns the figures."""
     receiver = stack.receiver()
-    world = stack.django(
-        "from tests.stack_world import world_create\n"
-        "result = world_create(codes=n, receiver_urls=[url], events=['coupon.redeemed'])",
-        n=redemptions,
-        url=receiver.url,
-    )
+    world = stack.world(codes=redemptions, receiver_urls=[receiver.url], events=["coupon.redeemed"])
     # Throughput: the backlog is written first, then one cluster drains it.
-    stack.django(
-        "from tests.stack_world import events_record\nresult = events_record(offer_id=offer_id, count=n)",
-        offer_id=world["offer_id"],
-        n=events,
-    )
+    stack.record_events(world["offer_id"], events)
     cluster = stack.cluster()
     processes = {"cluster": (cluster.popen.pid, True), "receiver": (receiver.proc.popen.pid, True)}
     if stack.postgres is not None:

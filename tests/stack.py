@@ -232,6 +232,28 @@ class Stack:
             raise RuntimeError(f"Django snippet failed ({done.returncode}):\n{done.stderr[-4000:]}")
         return json.loads(done.stdout.rpartition(RESULT_MARK)[2])
 
+    def world(self, *, codes: int, receiver_urls: list[str] = (), events: list[str] = ()) -> dict:
+        """tests.stack_world.world_create in a Django process: offer, codes, API key, subscriptions."""
+        return self.django(
+            "from tests.stack_world import world_create\n"
+            "result = world_create(codes=codes, receiver_urls=urls, events=events)",
+            codes=codes,
+            urls=list(receiver_urls),
+            events=list(events),
+        )
+
+    def record_events(self, offer_id: int, count: int) -> None:
+        """`count` coupon.redeemed events of the offer through the outbox (tests.stack_world.events_record)."""
+        self.django(
+            "from tests.stack_world import events_record\nresult = events_record(offer_id=offer_id, count=count)",
+            offer_id=offer_id,
+            count=count,
+        )
+
+    def enqueue(self, func: str) -> None:
+        """Put a task on the broker, as a schedule does: the clusters' workers run it."""
+        self.django("from django_q.tasks import async_task\nresult = async_task(func)", func=func)
+
     def sql(self, query: str, params: tuple | dict | None = None) -> list[tuple]:
         """Rows of one statement on this stack's database, from a connection of its own (%s placeholders)."""
         if self.postgres is None:

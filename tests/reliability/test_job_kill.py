@@ -24,10 +24,7 @@ def job_state(stack: Stack, job_id: int) -> tuple[str, int, int]:
 
 def test_a_generation_job_whose_worker_is_killed_resumes_to_exactly_n_codes(make_stack) -> None:
     stack: Stack = make_stack(redis=True, JOB_CHUNK_SIZE=str(CHUNK), JOB_STALE_SECONDS="1")
-    offer_id = stack.django(
-        "from tests.stack_world import world_create\n"
-        "result = world_create(codes=0, receiver_urls=[], events=[])['offer_id']"
-    )
+    offer_id = stack.world(codes=0)["offer_id"]
     stack.cluster("default")
     bulk = stack.cluster("bulk-a", Q_CLUSTER_NAME="bulk")
     job_id = stack.django(
@@ -47,9 +44,7 @@ def test_a_generation_job_whose_worker_is_killed_resumes_to_exactly_n_codes(make
 
     stack.cluster("bulk-b", Q_CLUSTER_NAME="bulk")
     time.sleep(1.1)  # the job's heartbeat is now older than JOB_STALE_SECONDS
-    stack.django(
-        "from django_q.tasks import async_task\nresult = async_task('coupons.tasks.jobs_recover_stale_task')"
-    )
+    stack.enqueue("coupons.tasks.jobs_recover_stale_task")
     wait_until(lambda: job_state(stack, job_id)[0] != "running", 120, "the job to finish", interval=0.2)
 
     assert job_state(stack, job_id) == ("succeeded", CODES, CODES)

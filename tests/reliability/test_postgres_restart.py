@@ -74,11 +74,7 @@ def test_postgres_restart_mid_redemptions_leaves_no_half_redemption_and_needs_no
     make_stack,
 ) -> None:
     stack: Stack = make_stack(redis=True)
-    world = stack.django(
-        "from tests.stack_world import world_create\n"
-        "result = world_create(codes=codes, receiver_urls=[], events=[])",
-        codes=CODES,
-    )
+    world = stack.world(codes=CODES)
     web, base = stack.web(WEB_CONCURRENCY="3")
     workers_before = worker_pids(web.popen.pid)
     outcomes = Outcomes()

@@ -18,26 +18,12 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 
 
 def world(stack: Stack, receiver: Receiver) -> dict:
-    return stack.django(
-        "from tests.stack_world import world_create\n"
-        "result = world_create(codes=0, receiver_urls=[url], events=['coupon.redeemed'])",
-        url=receiver.url,
-    )
-
-
-def record_events(stack: Stack, offer_id: int, count: int) -> None:
-    stack.django(
-        "from tests.stack_world import events_record\nresult = events_record(offer_id=offer_id, count=count)",
-        offer_id=offer_id,
-        count=count,
-    )
+    return stack.world(codes=0, receiver_urls=[receiver.url], events=["coupon.redeemed"])
 
 
 def ring_sweep(stack: Stack) -> None:
     """Enqueue the retry sweep now, as its one-minute schedule would."""
-    stack.django(
-        "from django_q.tasks import async_task\nresult = async_task('webhooks.tasks.deliveries_sweep_task')"
-    )
+    stack.enqueue("webhooks.tasks.deliveries_sweep_task")
 
 
 def expire_claims(stack: Stack) -> int:
@@ -72,7 +58,7 @@ def test_a_receiver_down_for_a_while_gets_every_delivery_once_it_is_back(make_st
     offer_id = world(stack, receiver)["offer_id"]
     stack.cluster()
 
-    record_events(stack, offer_id, events)
+    stack.record_events(offer_id, events)
     # Connection refused: the first attempt and its immediate retry fail, the next is due in 5 s (±20 %).
     wait_until(
         lambda: stack.scalar("SELECT count(*) FROM webhooks_delivery WHERE attempts >= 2") == events,
@@ -103,7 +89,7 @@ def test_a_cluster_killed_mid_batch_loses_nothing_and_resends_only_what_was_in_f
     offer_id = world(stack, receiver)["offer_id"]
     cluster = stack.cluster("cluster-a")
 
-    record_events(stack, offer_id, events)
+    stack.record_events(offer_id, events)
     wait_until(lambda: len(receiver.received()) >= concurrency, 30, "the first wave at the receiver")
     cluster.kill()
     claimed = stack.scalar(
@@ -150,11 +136,11 @@ def test_redis_restarted_under_two_clusters_the_sweep_delivers_all_and_schedules
         cluster.wait_for_log("running.", timeout=40)
     started = time.monotonic()
 
-    record_events(stack, offer_id, before)
+    stack.record_events(offer_id, before)
     wait_until(lambda: all_succeeded(stack, before), 30, "the first events, sent by the doorbell")
     stack.redis.halt()
     # With the broker down a change still commits; its doorbell fails quietly and the rows wait.
-    record_events(stack, offer_id, during)
+    stack.record_events(offer_id, during)
     stack.redis.start()
     assert statuses(stack) == {"succeeded": before, "pending": during}
 
@@ -180,7 +166,7 @@ def test_two_clusters_on_redis_deliver_thousands_of_events_each_exactly_once(mak
         stack.cluster(name)
 
     started = time.monotonic()
-    record_events(stack, offer_id, events)
+    stack.record_events(offer_id, events)
     wait_until(lambda: all_succeeded(stack, events), 120, f"{events} deliveries", interval=0.5)
     elapsed = time.monotonic() - started
 

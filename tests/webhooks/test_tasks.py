@@ -13,6 +13,7 @@ from tests import factories
 from webhooks import retries, tasks
 from webhooks.models import Delivery, Subscription
 from webhooks.outbox import event_record
+from webhooks.transport import batch_size, deliveries_send_due
 
 from .factories import DeliveryFactory, SubscriptionFactory
 
@@ -127,3 +128,26 @@ def tasks_run_bound() -> float:
 
     # A run stops claiming after RUN_SECONDS; its last batch may then time out wave after wave.
     return RUN_SECONDS + (claim_duration() - CLAIM_MARGIN).total_seconds()
+
+
+# A backlog draws more than one worker: a run that claims a full batch asks the cluster for a helper.
+
+
+def test_a_run_with_a_backlog_asks_for_one_helper_and_still_sends_everything(receiver):
+    receiver.expect_request("/hook").respond_with_data("ok")
+    subscription = SubscriptionFactory(url=receiver.url_for("/hook"))
+    DeliveryFactory.create_batch(3 * batch_size(), subscription=subscription)
+
+    assert deliveries_send_due() == 3 * batch_size()
+
+    assert queued_send_tasks() == 1  # three full batches, one request for help
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"succeeded"}
+
+
+def test_a_run_with_less_than_a_batch_works_alone(receiver):
+    receiver.expect_request("/hook").respond_with_data("ok")
+    subscription = SubscriptionFactory(url=receiver.url_for("/hook"))
+    DeliveryFactory.create_batch(batch_size() - 1, subscription=subscription)
+
+    assert deliveries_send_due() == batch_size() - 1
+    assert queued_send_tasks() == 0
