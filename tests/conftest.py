@@ -1,4 +1,5 @@
 """Shared fixtures: a merchant's world (site, offers, members), API clients and capture of on-commit hooks."""
+
 import pytest
 from django.db import connection
 

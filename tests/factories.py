@@ -1,4 +1,5 @@
 """factory-boy builders for the domain objects."""
+
 from datetime import timedelta
 from decimal import Decimal
 

@@ -1,4 +1,5 @@
 """The code engine: alphabet, length, prefix, pattern, entropy and the 1 % guard."""
+
 import math
 from collections import Counter
 
@@ -58,7 +59,9 @@ def test_an_offer_refuses_codes_past_one_percent_of_its_code_space(offer):
     offer.code_alphabet, offer.code_length = "ABCDEFGHJK", 12  # 10^12 codes, fine
     offer.code_pattern = "####-####-####"  # 8^12 ≈ 6.9e10: still plenty
     offer.save()
-    tiny = OfferFactory(site=offer.site, merchant=offer.merchant, code_pattern="", code_alphabet="AB", code_length=12)
+    tiny = OfferFactory(
+        site=offer.site, merchant=offer.merchant, code_pattern="", code_alphabet="AB", code_length=12
+    )
     # 2^12 = 4096 codes: 1 % is 40.
     services.coupons_create(offer=tiny, count=40)
     with pytest.raises(ApplicationError) as refused:

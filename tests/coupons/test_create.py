@@ -1,4 +1,5 @@
 """Creating codes: Redcat's Members and Multiple, counts, expiry and events."""
+
 from datetime import timedelta
 
 import pytest

@@ -1,4 +1,5 @@
 """Create-or-retrieve: one code per identifier or browser session."""
+
 import pytest
 
 from coupons import services
@@ -23,7 +24,9 @@ def test_the_same_identifier_gets_another_code_on_another_offer(offer):
 
 
 def test_issue_to_an_email_finds_or_creates_the_member_with_its_attributes(offer):
-    coupon, _ = services.coupon_issue(offer=offer, identifier="x", email="jo@example.com", attributes={"tier": "gold"})
+    coupon, _ = services.coupon_issue(
+        offer=offer, identifier="x", email="jo@example.com", attributes={"tier": "gold"}
+    )
     assert coupon.member.email == "jo@example.com" and coupon.member.attributes == {"tier": "gold"}
     services.coupon_issue(offer=offer, identifier="y", email="JO@example.com")
     assert Member.objects.count() == 1

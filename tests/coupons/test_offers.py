@@ -1,4 +1,5 @@
 """Offer creation and update rules."""
+
 from datetime import timedelta
 from decimal import Decimal
 
@@ -34,8 +35,13 @@ def test_a_merchant_without_a_site_gets_one_named_after_it(merchant):
         ({"applicable_on": "product", "applicable_filters": []}, "applicable_filters"),
         ({"expiry_type": "relative", "expiry_value": None}, "expiry_value"),
         ({"coupon_type": "mystery", "mystery_discounts": []}, "mystery_discounts"),
-        ({"coupon_type": "mystery", "mystery_discounts": [{"coupon_type": "percentage", "discount_value": "5",
-                                                           "weight": 0}]}, "mystery_discounts"),  # fmt: skip
+        (
+            {
+                "coupon_type": "mystery",
+                "mystery_discounts": [{"coupon_type": "percentage", "discount_value": "5", "weight": 0}],
+            },
+            "mystery_discounts",
+        ),  # fmt: skip
         ({"coupon_type": "teleport"}, "coupon_type"),
     ],
 )

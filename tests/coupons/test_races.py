@@ -1,4 +1,5 @@
 """Concurrency guarantees with real threads, each on its own database connection."""
+
 from concurrent.futures import ThreadPoolExecutor
 from threading import Barrier
 

@@ -1,4 +1,5 @@
 """Redemption and rollback: one use per row, idempotent per order, failures announced."""
+
 from datetime import timedelta
 from decimal import Decimal
 
@@ -25,7 +26,9 @@ def test_a_redemption_is_a_row_and_uses_the_code(offer):
     coupon = CouponFactory(offer=offer)
     redemption, created = redeem(coupon, location="Shop 123")
     coupon.refresh_from_db()
-    assert created and redemption.discount_amount == Decimal("10.00") and redemption.location.name == "Shop 123"
+    assert (
+        created and redemption.discount_amount == Decimal("10.00") and redemption.location.name == "Shop 123"
+    )
     assert coupon.times_redeemed == 1 and coupon.status == CouponStatus.REDEEMED
     assert Event.objects.get(type="coupon.redeemed").data["redemption"]["order_id"] == "ORDER-1"
 

@@ -1,4 +1,5 @@
 """Every rule of coupon_validate: discounts per type, limits, dates and applicability."""
+
 from datetime import timedelta
 from decimal import Decimal
 
@@ -122,7 +123,9 @@ def test_an_unknown_code_or_another_owners_code_is_not_found(offer):
         services.coupon_validate(code="NOPE", order=order())
     assert refused.value.code == "not_found"
     with pytest.raises(ApplicationError) as refused:
-        services.coupon_validate(owner=Owner(merchant_id=offer.merchant_id + 1), code=coupon.code, order=order())
+        services.coupon_validate(
+            owner=Owner(merchant_id=offer.merchant_id + 1), code=coupon.code, order=order()
+        )
     assert refused.value.code == "not_found"
 
 
