@@ -2,6 +2,7 @@
 
 import logging
 
+from django import db
 from django.conf import settings
 from django.core.exceptions import BadRequest, PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -123,6 +124,12 @@ class ApiErrorMiddleware:
             return _json_error(ApplicationError("invalid_request", "The request is malformed."))
         if isinstance(exception, Http404):
             return _json_error(ApplicationError("not_found", "Not found."))
+        if isinstance(exception, db.OperationalError | db.InterfaceError):
+            # The database is restarting or unreachable: nothing was written, the client may retry.
+            logger.warning("Database unavailable on %s %s: %s", request.method, request.path, exception)
+            response = _json_error(UNAVAILABLE)
+            response["Retry-After"] = "5"
+            return response
         # Logged without the request's headers, so an API key never reaches a log.
         logger.error("Unhandled error on %s %s", request.method, request.path, exc_info=exception)
         return _json_error(ApplicationError("server_error", "Something went wrong on our side.", status=500))
@@ -156,6 +163,11 @@ def _content_length(request: HttpRequest) -> int:
 
 def _is_json(response: HttpResponse) -> bool:
     return response.get("Content-Type", "").startswith("application/json")
+
+
+UNAVAILABLE = ApplicationError(
+    "service_unavailable", "The service is briefly unavailable; retry in a few seconds.", status=503
+)
 
 
 def _json_error(error: ApplicationError) -> JsonResponse:
