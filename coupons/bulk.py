@@ -1,14 +1,16 @@
-"""Bulk writes of new coupons with their coupon.created events: COPY on PostgreSQL, batched ORM inserts elsewhere."""
+"""Bulk writes of new coupons with their coupon.created events: COPY on PostgreSQL, executemany on SQLite."""
 
 import json
 import secrets
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from functools import cache, partial
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -32,6 +34,7 @@ STAGE_COLUMNS = {
     "discount_value": "numeric(12, 2)",
 }
 TOP_UP_ROUNDS = 20
+LOOKUP_BATCH = 5000
 UUID7_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 # Python's datetime.isoformat() of a UTC time, in SQL: microseconds only when there are some.
 SQL_ISO = (
@@ -93,12 +96,6 @@ def coupons_generate(
     *, offer: Offer, job: Job | None, count: int = 0, members: list[Member] | None = None, issued: bool = True
 ) -> int:
     """Make `count` fresh codes (or one per member) in the current transaction, with their events."""
-    if not use_copy():
-        coupons = services.coupons_build(offer=offer, count=count, members=members, job=job, issued=issued)
-        if coupons:
-            services.coupons_insert(coupons)
-            services.coupons_record_created(offer, coupons)
-        return len(coupons)
     now = timezone.now()
     code_format = CodeFormat.for_offer(offer)
     wanted = len(members) if members is not None else count
@@ -114,8 +111,9 @@ def coupons_generate(
         if missing <= 0:
             break
         rows = _random_rows(offer, code_format, missing, member_ids)
-        inserted = _copy_insert(offer, job, rows, issued_at=now if issued else None, now=now,
-                                want_ids=members is not None)  # fmt: skip
+        inserted = _insert(
+            offer, job, rows, issued_at=now if issued else None, now=now, want_ids=members is not None
+        )
         made, made_ids = made + inserted.count, made_ids + inserted.ids
         if member_ids is not None:
             # Only the members whose code collided with one already taken need another draw.
@@ -159,21 +157,22 @@ def _issued_events(offer: Offer, coupon_ids: list[int]) -> None:
 # --- given codes (imports) ---------------------------------------------------------------------
 
 
-def coupons_insert_given(*, offer: Offer, job: Job | None, rows: NewCoupons) -> int:
-    """Insert codes the user chose (validated, with per-row issued_at and expires_at); a code taken meanwhile fails all."""
+def coupons_insert_given(
+    *, offer: Offer, job: Job | None, rows: NewCoupons, on_progress: Callable[[int], None] | None = None
+) -> int:
+    """Insert codes the user chose (validated, with per-row issued_at and expires_at), in slices reported to
+    `on_progress`; a code another writer took since the validation fails the whole batch."""
     now = timezone.now()
-    if use_copy():
-        inserted = _copy_insert(offer, job, rows, issued_at=None, now=now, want_ids=bool(rows.member_ids))
-        if inserted.count != len(rows.codes):
+    total = len(rows.codes)
+    for start in range(0, total, settings.JOB_CHUNK_SIZE):
+        piece = rows.take(list(range(start, min(start + settings.JOB_CHUNK_SIZE, total))))
+        inserted = _insert(offer, job, piece, issued_at=None, now=now, want_ids=bool(piece.member_ids))
+        if inserted.count != len(piece.codes):
             raise _taken_meanwhile()
         _issued_events(offer, [i for i, m in zip(inserted.ids, inserted.member_ids, strict=True) if m])
-        return inserted.count
-    if Coupon.objects.filter(code__in=rows.codes).exists():
-        raise _taken_meanwhile()
-    coupons = _orm_coupons(offer, job, rows, now=now)
-    Coupon.objects.bulk_create(coupons, batch_size=2000)
-    services.coupons_record_created(offer, coupons)
-    return len(coupons)
+        if on_progress:
+            on_progress(start + len(piece.codes))
+    return total
 
 
 def _taken_meanwhile() -> ApplicationError:
@@ -184,24 +183,112 @@ def _taken_meanwhile() -> ApplicationError:
     )
 
 
-def _orm_coupons(offer: Offer, job: Job | None, rows: NewCoupons, *, now: datetime) -> list[Coupon]:
-    members = Member.objects.in_bulk({m for m in rows.member_ids or [] if m})
-    limit = offer.code_limit_per_coupon
-    column = lambda values, i: values[i] if values else None  # noqa: E731
-    return [
-        Coupon(
-            offer=offer,
-            code=code,
-            member=members.get(column(rows.member_ids, i)),
-            job=job,
-            max_redemptions=limit,
-            issued_at=column(rows.issued_at, i),
-            expires_at=column(rows.expires_at, i),
-            created_at=now,
-            updated_at=now,
-        )  # fmt: skip
-        for i, code in enumerate(rows.codes)
+# --- storing a batch ------------------------------------------------------------------------------
+
+
+def _insert(
+    offer: Offer,
+    job: Job | None,
+    rows: NewCoupons,
+    *,
+    issued_at: datetime | None,
+    now: datetime,
+    want_ids: bool,
+) -> Inserted:
+    """Insert the rows whose code is free, with their coupon.created messages, in the current transaction."""
+    if use_copy():
+        return _copy_insert(offer, job, rows, issued_at=issued_at, now=now, want_ids=want_ids)
+    return _executemany_insert(offer, job, rows, issued_at=issued_at, now=now)
+
+
+def _prototype(offer: Offer, job: Job | None, issued_at: datetime | None, now: datetime) -> Coupon:
+    """What every coupon of the batch shares; per-row columns override it."""
+    return Coupon(
+        offer=offer, job=job, max_redemptions=offer.code_limit_per_coupon, issued_at=issued_at,
+        expires_at=services.coupon_expiry(offer, issued_at), created_at=now, updated_at=now,
+    )  # fmt: skip
+
+
+class _NewCoupon:
+    """A just-stored coupon for events.coupon_snapshot: its own per-row values, anything else the prototype's."""
+
+    def __init__(self, prototype: Coupon, *, uuid_: uuid.UUID, **values) -> None:
+        self.__dict__.update(values, uuid=uuid_)  # the staged uuid is hex text; the snapshot wants a UUID
+        self._prototype = prototype
+
+    def __getattr__(self, name: str):
+        return getattr(self._prototype, name)
+
+
+# --- SQLite: executemany under the write lock ------------------------------------------------------
+
+
+def _executemany_insert(
+    offer: Offer, job: Job | None, rows: NewCoupons, *, issued_at: datetime | None, now: datetime
+) -> Inserted:
+    """Skip codes already taken, insert the rest with one executemany, and announce them.
+
+    The transaction holds SQLite's write lock from its start (transaction_mode IMMEDIATE), so no other
+    writer can take a code, or an id, between the look-up, the insert and reading the new ids back.
+    """
+    taken = codes_taken(rows.codes)
+    if taken:
+        rows = rows.take([i for i, code in enumerate(rows.codes) if code not in taken])
+    if not rows.codes:
+        return Inserted()
+    prototype = _prototype(offer, job, issued_at, now)
+    uuids = uuid7_hex(len(rows.codes), now)
+    per_row = rows.columns() | {"uuid": uuids}
+    columns, params = _executemany_params(prototype, per_row)
+    table = connection.ops.quote_name(Coupon._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT coalesce(max(id), 0) FROM {table}")
+        (before,) = cursor.fetchone()
+        cursor.executemany(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})", params
+        )
+        cursor.execute(f"SELECT id FROM {table} WHERE id > %s ORDER BY id", [before])
+        ids = [row[0] for row in cursor.fetchall()]
+    members = Member.objects.in_bulk({m for m in rows.member_ids or () if m})
+    stored = [
+        _NewCoupon(
+            prototype,
+            **{name: values[i] for name, values in per_row.items()},
+            id=id_,
+            uuid_=uuid.UUID(hex=uuids[i]),
+            member=members.get(rows.member_ids[i]) if rows.member_ids else None,
+        )
+        for i, id_ in enumerate(ids)
     ]
+    events.record_coupons_created(offer, stored, members)
+    return Inserted(count=len(ids), ids=ids, member_ids=rows.member_ids or [None] * len(ids))
+
+
+def codes_taken(codes: list[str]) -> set[str]:
+    """Which of these codes some coupon already holds (looked up in batches the database accepts)."""
+    taken: set[str] = set()
+    for start in range(0, len(codes), LOOKUP_BATCH):
+        taken.update(
+            Coupon.objects.filter(code__in=codes[start : start + LOOKUP_BATCH]).values_list("code", flat=True)
+        )
+    return taken
+
+
+def _executemany_params(prototype: Coupon, per_row: dict[str, list]) -> tuple[list[str], list[tuple]]:
+    """Column names, then one parameter tuple per row: the per-row values first, the shared ones after."""
+    fields = [f for f in Coupon._meta.concrete_fields if not f.primary_key]
+    varying = [f for f in fields if f.column in per_row]
+    shared = [f for f in fields if f.column not in per_row]
+    columns = [connection.ops.quote_name(f.column) for f in varying + shared]
+    # Only dates and amounts need converting for the database; codes, ids and uuid hex go as they are.
+    converted = [
+        [f.get_db_prep_save(v, connection) for v in per_row[f.column]]
+        if f.get_internal_type() in ("DateTimeField", "DecimalField")
+        else per_row[f.column]
+        for f in varying
+    ]
+    constants = tuple(f.get_db_prep_save(getattr(prototype, f.attname), connection) for f in shared)
+    return columns, [(*row, *constants) for row in zip(*converted, strict=True)]
 
 
 # --- PostgreSQL: COPY into a staging table, then one INSERT ... SELECT with the events -----------
@@ -308,10 +395,7 @@ def _insert_sql(
     want_ids: bool,
     on_conflict: bool,
 ) -> tuple[str, list]:
-    prototype = Coupon(
-        offer=offer, job=job, max_redemptions=offer.code_limit_per_coupon, issued_at=issued_at,
-        expires_at=services.coupon_expiry(offer, issued_at), created_at=now, updated_at=now,
-    )  # fmt: skip
+    prototype = _prototype(offer, job, issued_at, now)
     coupon_columns, coupon_values, params = _coupon_columns(prototype)
     snapshot_sql, snapshot_params = _snapshot_sql(offer, prototype, per_row)
     event_columns, event_values, event_params = _event_columns(offer, now)

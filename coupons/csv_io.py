@@ -91,7 +91,6 @@ HEADER_NAMES = {
                    "couponexpirydate"},
 }  # fmt: skip
 ERRORS_LISTED = 1000
-LOOKUP_BATCH = 5000
 REASONS = {
     "empty": "The row has no code.",
     "too_long": f"The code is longer than {CODE_MAX_LENGTH} characters.",
@@ -172,7 +171,8 @@ def codes_import(*, offer: Offer, file: bytes | BinaryIO, filename: str = "") ->
 
 def codes_import_chunk(*, job: Job, chunk: JobChunk) -> int:
     """The job side of a large import: validate the stored file in full, then insert every row (one transaction)."""
-    return _import_text(job.offer, job, _decode(bytes(chunk.payload)))
+    with jobs.progress_publisher(job) as publish:
+        return _import_text(job.offer, job, _decode(bytes(chunk.payload)), on_progress=publish)
 
 
 def _read_limited(file: bytes | BinaryIO) -> bytes:
@@ -262,11 +262,11 @@ def _row_error(line: int, code: str, reason: str, message: str | None = None) ->
     return {"row": line, "code": code[:100], "reason": reason, "message": message or REASONS[reason]}
 
 
-def _import_text(offer: Offer, job: Job | None, text: str) -> int:
+def _import_text(offer: Offer, job: Job | None, text: str, on_progress=None) -> int:
     """Validate every row, then insert them all, in the caller's transaction."""
     parsed = _parse(text)
     rows = _validated(offer, parsed)
-    return bulk.coupons_insert_given(offer=offer, job=job, rows=rows)
+    return bulk.coupons_insert_given(offer=offer, job=job, rows=rows, on_progress=on_progress)
 
 
 def _validated(offer: Offer, parsed: _Parsed) -> bulk.NewCoupons:
@@ -298,10 +298,8 @@ def _codes_check(parsed: _Parsed, errors: list[dict]) -> None:
         else:
             first_seen[code] = line
             fine.append(code)
-    for start in range(0, len(fine), LOOKUP_BATCH):
-        batch = fine[start : start + LOOKUP_BATCH]
-        for code in Coupon.objects.filter(code__in=batch).values_list("code", flat=True):
-            errors.append(_row_error(first_seen[code], code, "already_exists"))
+    for code in bulk.codes_taken(fine):
+        errors.append(_row_error(first_seen[code], code, "already_exists"))
 
 
 def _members_check(parsed: _Parsed, errors: list[dict]) -> list[int | None] | None:

@@ -8,12 +8,13 @@ re-enqueues runners for jobs whose heartbeat went quiet and finishes jobs a cras
 """
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from functools import partial
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
 
@@ -182,9 +183,9 @@ def _chunk_done(job: Job, chunk: JobChunk, made: int) -> None:
     now = timezone.now()
     JobChunk.objects.filter(pk=chunk.pk).update(state=JobChunk.State.DONE, made=made, done_at=now, error="")
     # Members skipped by Multiple false leave the total too, so a finished job always reads done == total.
-    Job.objects.filter(pk=job.pk).update(
-        done=F("done") + made, total=F("total") - (chunk.size - made), heartbeat_at=now
-    )
+    # An import is one chunk whose progress was already published as it went: its count replaces it.
+    done = made if job.kind == Job.Kind.IMPORT else F("done") + made
+    Job.objects.filter(pk=job.pk).update(done=done, total=F("total") - (chunk.size - made), heartbeat_at=now)
 
 
 def _chunk_failed(job_id: int, chunk_id: int | None, message: str, *, permanent: bool, details=None) -> None:
@@ -209,9 +210,11 @@ def job_fail(*, job_id: int, error: str, details: list | None = None) -> None:
         if job is None:
             return
         job.state, job.error, job.finished_at = Job.State.FAILED, error[:10000], timezone.now()
+        # What is really stored: progress published from inside a rolled-back chunk does not count.
+        job.done = job.chunks.filter(state=JobChunk.State.DONE).aggregate(made=Sum("made"))["made"] or 0
         if details is not None:
             job.params = {**job.params, "errors": details}
-        job.save(update_fields=["state", "error", "finished_at", "params"])
+        job.save(update_fields=["state", "error", "finished_at", "done", "params"])
 
 
 def job_finish(*, job_id: int) -> Job | None:
@@ -232,6 +235,33 @@ def job_finish(*, job_id: int) -> Job | None:
         job.started_at = job.started_at or now
         job.save(update_fields=["state", "error", "finished_at", "heartbeat_at", "started_at"])
     return job
+
+
+@contextmanager
+def progress_publisher(job: Job) -> Iterator[Callable[[int], None]]:
+    """A callback that shows a long chunk's progress on the job row while its transaction is still open.
+
+    On PostgreSQL it writes through a connection of its own, committed at once (the chunk's transaction
+    does not lock the job row until it finishes). SQLite allows one writer at a time: there the job row
+    shows the chunk's count when it commits.
+    """
+    if connection.vendor != "postgresql":
+        yield lambda done: None
+        return
+    side = connections.create_connection(DEFAULT_DB_ALIAS)
+    table = connection.ops.quote_name(Job._meta.db_table)
+
+    def publish(done: int) -> None:
+        with side.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET done = %s, heartbeat_at = %s WHERE id = %s",
+                [done, timezone.now(), job.pk],
+            )
+
+    try:
+        yield publish
+    finally:
+        side.close()
 
 
 def job_retry(*, job: Job) -> Job:
