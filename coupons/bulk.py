@@ -158,15 +158,20 @@ def _issued_events(offer: Offer, coupon_ids: list[int]) -> None:
 
 
 def coupons_insert_given(
-    *, offer: Offer, job: Job | None, rows: NewCoupons, on_progress: Callable[[int], None] | None = None
+    *,
+    offer: Offer,
+    job: Job | None,
+    rows: NewCoupons,
+    issued_at: datetime | None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Insert codes the user chose (validated, with per-row issued_at and expires_at), in slices reported to
-    `on_progress`; a code another writer took since the validation fails the whole batch."""
+    """Insert codes the user chose (validated), in slices reported to `on_progress`; a code another writer
+    took since the validation fails the whole batch. `issued_at` applies to rows that carry no time of their own."""
     now = timezone.now()
     total = len(rows.codes)
     for start in range(0, total, settings.JOB_CHUNK_SIZE):
         piece = rows.take(list(range(start, min(start + settings.JOB_CHUNK_SIZE, total))))
-        inserted = _insert(offer, job, piece, issued_at=None, now=now, want_ids=bool(piece.member_ids))
+        inserted = _insert(offer, job, piece, issued_at=issued_at, now=now, want_ids=bool(piece.member_ids))
         if inserted.count != len(piece.codes):
             raise _taken_meanwhile()
         _issued_events(offer, [i for i, m in zip(inserted.ids, inserted.member_ids, strict=True) if m])

@@ -265,11 +265,13 @@ def _row_error(line: int, code: str, reason: str, message: str | None = None) ->
 def _import_text(offer: Offer, job: Job | None, text: str, on_progress=None) -> int:
     """Validate every row, then insert them all, in the caller's transaction."""
     parsed = _parse(text)
-    rows = _validated(offer, parsed)
-    return bulk.coupons_insert_given(offer=offer, job=job, rows=rows, on_progress=on_progress)
+    rows, issued_at = _validated(offer, parsed)
+    return bulk.coupons_insert_given(
+        offer=offer, job=job, rows=rows, issued_at=issued_at, on_progress=on_progress
+    )
 
 
-def _validated(offer: Offer, parsed: _Parsed) -> bulk.NewCoupons:
+def _validated(offer: Offer, parsed: _Parsed) -> tuple[bulk.NewCoupons, datetime | None]:
     errors = parsed.errors
     _codes_check(parsed, errors)
     member_ids = _members_check(parsed, errors)
@@ -352,23 +354,22 @@ def _rows_for_insert(
     codes: list[str],
     member_ids: list[int | None] | None,
     expiries: list[datetime | None] | None,
-) -> bulk.NewCoupons:
-    """Per-row issue and expiry times, and a mystery offer's drawn discounts."""
+) -> tuple[bulk.NewCoupons, datetime | None]:
+    """The rows to store and the issue time they share; per-row times and a mystery offer's drawn discounts."""
     now = timezone.now()
     pooled = offer.issue_from_pool
     # A pool code is issued when a shopper takes it, unless the file already hands it to a member.
     issued = [now if (not pooled or (member_ids and member_ids[i])) else None for i in range(len(codes))]
-    rows = bulk.NewCoupons(
-        codes=codes,
-        member_ids=member_ids,
-        issued_at=issued,
-        expires_at=[
+    rows = bulk.NewCoupons(codes=codes, member_ids=member_ids)
+    if len(set(issued)) > 1:
+        rows.issued_at = issued
+    if rows.issued_at or (expiries and any(expiries)):
+        rows.expires_at = [
             (expiries[i] if expiries and expiries[i] else services.coupon_expiry(offer, issued[i]))
             for i in range(len(codes))
-        ],
-    )
+        ]
     if offer.coupon_type == "mystery":
         draws = [services.mystery_draw(offer) for _ in codes]
         rows.discount_types = [d[0] for d in draws]
         rows.discount_values = [d[1] for d in draws]
-    return rows
+    return rows, issued[0]
