@@ -210,7 +210,7 @@ Q_CLUSTER = {
     "poll": 0.1,
     "label": "Task queue",
     "ALT_CLUSTERS": {
-        "bulk": {"timeout": 3600, "retry": 4000, "workers": env.int("Q_BULK_WORKERS", default=1)},
+        "bulk": {"timeout": 3600, "retry": 4000, "workers": env.int("Q_BULK_WORKERS", default=2)},
     },
 }
 if REDIS_URL:
