@@ -8,10 +8,12 @@ from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import islice
 from typing import BinaryIO
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Case, CharField, F, Func, Q, Value, When
 from django.utils import timezone
 
 from coupons import bulk, jobs, services
@@ -34,50 +36,57 @@ def coupons_csv_stream(*, offer: Offer, bom: bool = False) -> Iterator[bytes]:
 
     Rows come from a server-side cursor (a named cursor on PostgreSQL), so memory stays flat however many
     codes there are. `status` is what a shopper would see now: an active code past its expiry reads expired.
-    `bom` starts the file with a UTF-8 byte order mark so Excel opens it as UTF-8.
+    Times are ISO 8601 in UTC with microseconds (2025-12-31T13:00:00.000000Z). `bom` starts the file with a
+    UTF-8 byte order mark so Excel opens it as UTF-8.
     """
-    now = timezone.now()
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(EXPORT_COLUMNS)
     yield (BOM if bom else b"") + out.getvalue().encode()
-    rows = (
-        Coupon.objects.filter(offer_id=offer.pk)
-        .order_by("id")
-        .values_list(
-            "code", "member_id", "member__member_no", "status", "issued_at", "expires_at", "times_redeemed"
-        )
-    )
+    postgres = connection.vendor == "postgresql"
+    rows = _export_rows(offer, formatted_by_database=postgres).iterator(chunk_size=EXPORT_BLOCK_ROWS)
     # On PostgreSQL a transaction keeps the named cursor from being materialised (WITH HOLD) before the first
     # row; SQLite reads in chunks without one, and an IMMEDIATE transaction there would block every writer.
-    with transaction.atomic() if connection.vendor == "postgresql" else nullcontext():
-        block: list[tuple] = []
-        for code, member_id, member_no, status, issued_at, expires_at, times in rows.iterator(
-            chunk_size=EXPORT_BLOCK_ROWS
-        ):
-            if status == CouponStatus.ACTIVE and expires_at is not None and expires_at <= now:
-                status = CouponStatus.EXPIRED
-            block.append((code, member_id, member_no, status, _iso(issued_at), _iso(expires_at), times))
-            if len(block) >= EXPORT_BLOCK_ROWS:
-                yield _csv_block(writer, out, block)
-        if block:
-            yield _csv_block(writer, out, block)
+    with transaction.atomic() if postgres else nullcontext():
+        while block := list(islice(rows, EXPORT_BLOCK_ROWS)):
+            out.seek(0)
+            out.truncate()
+            writer.writerows(block if postgres else map(_times_formatted, block))
+            yield out.getvalue().encode()
 
 
-def _csv_block(writer, out: io.StringIO, block: list[tuple]) -> bytes:
-    out.seek(0)
-    out.truncate()
-    writer.writerows(block)
-    block.clear()
-    return out.getvalue().encode()
+def _export_rows(offer: Offer, *, formatted_by_database: bool):
+    """The export's columns in id order; PostgreSQL formats the times itself, sparing Python 2 million dates."""
+    expired = Q(status=CouponStatus.ACTIVE, expires_at__isnull=False, expires_at__lte=timezone.now())
+    shown = Case(
+        When(expired, then=Value(CouponStatus.EXPIRED)), default=F("status"), output_field=CharField()
+    )
+    times = (
+        (_IsoUtc("issued_at"), _IsoUtc("expires_at"))
+        if formatted_by_database
+        else ("issued_at", "expires_at")
+    )
+    return (
+        Coupon.objects.filter(offer_id=offer.pk)
+        .order_by("id")
+        .values_list("code", "member_id", "member__member_no", shown, *times, "times_redeemed")
+    )
+
+
+class _IsoUtc(Func):
+    """A timestamp as ISO 8601 text in UTC with microseconds, formatted by PostgreSQL."""
+
+    template = "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+    output_field = CharField()
+
+
+def _times_formatted(row: tuple) -> tuple:
+    code, member_id, member_no, status, issued_at, expires_at, times = row
+    return code, member_id, member_no, status, _iso(issued_at), _iso(expires_at), times
 
 
 def _iso(value: datetime | None) -> str | None:
-    """ISO 8601 in UTC, as the API renders times."""
-    if value is None:
-        return None
-    text = value.astimezone(UTC).isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if value else None
 
 
 # --- import -------------------------------------------------------------------------------------
