@@ -49,8 +49,9 @@ def coupon_get_by_code(*, owner: Owner, code: str, for_update: bool = False) -> 
     coupons = Coupon.objects.select_related("offer", "offer__site", "member")
     if for_update:
         coupons = coupons.select_for_update(of=("self",))
+    # Codes are unique: no ORDER BY (first() would add one, and compiling it costs the hot path).
     coupon = (
-        coupons.filter(code=code).first()
+        next(iter(coupons.filter(code=code).order_by()[:1]), None)
         if isinstance(code, str) and 0 < len(code) <= 64 and "\x00" not in code  # PostgreSQL refuses NUL
         else None
     )

@@ -412,7 +412,9 @@ def _issue_check(request: IssueRequest) -> None:
         if value is not None and (
             not isinstance(value, str) or not value.strip() or len(value) > longest or "\x00" in value
         ):
-            raise invalid(f"{name} must be a non-empty text of at most {longest} characters.", **{name: "invalid"})
+            raise invalid(
+                f"{name} must be a non-empty text of at most {longest} characters.", **{name: "invalid"}
+            )
     if request.member_id is not None and (
         isinstance(request.member_id, bool) or not isinstance(request.member_id, int)
     ):
@@ -645,9 +647,15 @@ def coupon_redeem(
 
 def _redeem_locked(coupon: Coupon, owner: Owner, order_id: str, order: Order, location_name, member_id):
     """Inside the transaction, the code locked: lock the member, check, count, record."""
-    previous = Redemption.objects.filter(
-        coupon=coupon, order_id=order_id, rolled_back_at__isnull=True
-    ).first()
+    # At most one live use per (coupon, order_id) (a unique constraint): no ORDER BY to compile or run.
+    previous = next(
+        iter(
+            Redemption.objects.filter(
+                coupon=coupon, order_id=order_id, rolled_back_at__isnull=True
+            ).order_by()[:1]
+        ),
+        None,
+    )
     if previous:
         return previous, False
     member = _redeem_member(coupon, member_id)

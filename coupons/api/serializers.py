@@ -6,6 +6,8 @@ from django.db import models
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.exceptions import ErrorDetail, ValidationError
+from rest_framework.settings import api_settings
 
 from coupons.models import (
     ApplicableOn,
@@ -25,6 +27,41 @@ INT32_MAX = 2**31 - 1
 INT63_MAX = 2**63 - 1
 COUNT_MAX = 10_000_000  # more codes than any offer format allows at 1 % of its space is a typo
 AMOUNT = {"max_digits": 14, "decimal_places": 2, "min_value": Decimal("0")}
+
+
+# --- serializers built once per process, for the hot paths ------------------------------------
+#
+# Building a serializer deep-copies every declared field (a new instance each), which costs more than
+# the validation or rendering itself. Neither validating with run_validation() nor rendering with
+# to_representation() changes the serializer, so one instance per class serves every request (and thread).
+
+_built: dict[type, serializers.Serializer] = {}
+
+
+def _shared(serializer_class: type[serializers.Serializer]) -> serializers.Serializer:
+    serializer = _built.get(serializer_class)
+    if serializer is None:
+        serializer = serializer_class()
+        serializer.fields  # noqa: B018 - bind the fields now, once
+        _built[serializer_class] = serializer
+    return serializer
+
+
+def validated(serializer_class: type[serializers.Serializer], data) -> dict:
+    """`serializer_class(data=data)`'s validated_data, raising the ValidationError is_valid() would."""
+    try:
+        return _shared(serializer_class).run_validation(data)
+    except ValidationError as exc:
+        detail = exc.detail
+        if isinstance(detail, list) and len(detail) == 1 and getattr(detail[0], "code", None) == "null":
+            # As Serializer.errors words a null body.
+            detail = {api_settings.NON_FIELD_ERRORS_KEY: [ErrorDetail("No data provided", code="null")]}
+        raise ValidationError(detail) from None
+
+
+def rendered(serializer_class: type[serializers.Serializer], instance) -> dict:
+    """`serializer_class(instance).data`."""
+    return _shared(serializer_class).to_representation(instance)
 
 
 class IsoDateTimeField(serializers.DateTimeField):
@@ -296,9 +333,11 @@ class OrderInSerializer(serializers.Serializer):
     shipping_amount = serializers.DecimalField(**AMOUNT, required=False, allow_null=True)
     member_id = serializers.IntegerField(min_value=1, max_value=INT63_MAX, required=False, allow_null=True)
 
-    def order_fields(self) -> dict:
-        names = ("order_value", "currency", "products", "collections", "shipping_amount")
-        return {name: self.validated_data.get(name) for name in names}
+
+def order_fields(validated_data: dict) -> dict:
+    """The order part of a validated OrderInSerializer body, as services.order_parse takes it."""
+    names = ("order_value", "currency", "products", "collections", "shipping_amount")
+    return {name: validated_data.get(name) for name in names}
 
 
 class ValidateInSerializer(OrderInSerializer):

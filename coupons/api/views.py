@@ -324,20 +324,18 @@ class CodeValidateApi(ApiView):
         responses={200: s.ValidationAnswerSerializer},
     )
     def post(self, request):
-        serializer = s.ValidateInSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        order = services.order_parse(**serializer.order_fields())
+        data = s.validated(s.ValidateInSerializer, request.data)
+        order = services.order_parse(**s.order_fields(data))
         with unknown_code_guard(request):
             result = services.coupon_validate(
-                owner=self.owner, code=serializer.validated_data["code"], order=order,
-                member_id=serializer.validated_data.get("member_id"),
+                owner=self.owner, code=data["code"], order=order, member_id=data.get("member_id"),
             )  # fmt: skip
         error = {"code": result.error.code, "message": result.error.message} if result.error else None
         answer = {
             "valid": result.valid, "code": result.coupon.code, "offer_id": result.coupon.offer_id,
             "discount_amount": result.discount_amount, "free_shipping": result.free_shipping, "error": error,
         }  # fmt: skip
-        return Response(s.ValidationAnswerSerializer(answer).data)
+        return Response(s.rendered(s.ValidationAnswerSerializer, answer))
 
 
 class CodeRedeemApi(ApiView):
@@ -357,10 +355,8 @@ class CodeRedeemApi(ApiView):
         },
     )
     def post(self, request):
-        serializer = s.RedeemInSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        order = services.order_parse(**serializer.order_fields())
+        data = s.validated(s.RedeemInSerializer, request.data)
+        order = services.order_parse(**s.order_fields(data))
         with unknown_code_guard(request):
             redemption, created = services.coupon_redeem(
                 owner=self.owner, code=data["code"], order_id=data["order_id"], order=order,
@@ -370,7 +366,7 @@ class CodeRedeemApi(ApiView):
             # A repeat answers the first use, read again with its code and location; a new use already
             # holds both, so the hot path spends no query on its own answer.
             redemption = _redemptions(Redemption.objects.filter(pk=redemption.pk)).get()
-        return Response(s.RedemptionSerializer(redemption).data, status=201 if created else 200)
+        return Response(s.rendered(s.RedemptionSerializer, redemption), status=201 if created else 200)
 
 
 class CodeViewApi(ApiView):
