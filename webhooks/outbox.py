@@ -125,10 +125,39 @@ def event_record(*, event_type: str, offer, data: dict) -> Event:
     """Write the event and one pending delivery per matching subscription, then ring the doorbell on commit."""
     now = timezone.now()
     event = Event.objects.create(type=event_type, offer=offer, data=data, created_at=now)
-    subscription_ids = subscription_ids_matching(event_type=event_type, offer=offer)
-    if subscription_ids:
-        deliveries_add(event, subscription_ids, now=now)
+    candidates = [route for route in route_cache.routes() if route.wants(event_type, offer)]
+    if not candidates:
+        return event
+    if any(route.distributor_id is not None for route in candidates):
+        subscription_ids = subscription_ids_matching(event_type=event_type, offer=offer)
+        if subscription_ids:
+            deliveries_add(event, subscription_ids, now=now)
+    elif _deliveries_insert_confirmed(event, [route.id for route in candidates], now):
+        kick_on_commit()
     return event
+
+
+def _deliveries_insert_confirmed(event: Event, subscription_ids: list[int], now) -> int:
+    """deliveries_add for the subscriptions among these still there and active, in one INSERT ... SELECT.
+
+    The same rows as subscription_ids_matching then deliveries_add (for subscriptions of no distributor),
+    with one query where those take two: this runs on every redemption.
+    """
+    quote = connection.ops.quote_name
+    delivery, subscription = Delivery._meta, Subscription._meta
+    columns = ("event_id", "subscription_id", "message_id", "status", "attempts", "next_attempt_at", "manual",
+               "last_error", "created_at")  # fmt: skip
+    when = connection.ops.adapt_datetimefield_value(now)
+    sql = (
+        f"INSERT INTO {quote(delivery.db_table)} ({', '.join(quote(c) for c in columns)})"
+        f" SELECT %s, {quote('id')}, %s, %s, %s, %s, %s, %s, %s FROM {quote(subscription.db_table)}"
+        f" WHERE {quote('active')} AND {quote('id')} IN ({', '.join(['%s'] * len(subscription_ids))})"
+        f" ORDER BY {quote('id')}"
+    )
+    params = [event.pk, message_id_for(event), Delivery.Status.PENDING, 0, when, False, "", when]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *subscription_ids])
+        return cursor.rowcount
 
 
 def message_id_for(event: Event) -> str:
