@@ -1,4 +1,5 @@
 """App config for offers, coupons, members and redemptions."""
+
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 

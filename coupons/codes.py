@@ -109,6 +109,8 @@ class CodeFormat:
         streams = {a: iter(random_chars(a, count * slots.count(a))) for a in set(slots) if a}
         return [
             self.prefix
-            + "".join(next(streams[a]) if a else literal for a, literal in zip(slots, self.pattern, strict=True))
+            + "".join(
+                next(streams[a]) if a else literal for a, literal in zip(slots, self.pattern, strict=True)
+            )
             for _ in range(count)
         ]

@@ -1,4 +1,5 @@
 """Run the web server and the django-q2 cluster together in the foreground until Ctrl-C."""
+
 import os
 import signal
 import subprocess
