@@ -148,10 +148,42 @@ def _random_rows(
 
 
 def _issued_events(offer: Offer, coupon_ids: list[int]) -> None:
-    coupons = Coupon.objects.filter(id__in=coupon_ids).select_related("member").order_by("id")
-    for coupon in coupons:
+    """coupon.issued for each code handed to a member, as webhooks.outbox.event_record writes it, in bulk:
+    one write for the events and one look-up of the subscriptions for the whole batch."""
+    if not coupon_ids:
+        return
+    now = timezone.now()
+    issued = []
+    for coupon in Coupon.objects.filter(id__in=coupon_ids).select_related("member").order_by("id"):
         coupon.offer = offer
-        events.record_coupon_event("coupon.issued", coupon)
+        issued.append(
+            Event(type="coupon.issued", offer=offer, data=events.coupon_event_data(coupon), created_at=now)
+        )
+    if use_copy():
+        _events_copy(issued)
+    else:
+        Event.objects.bulk_create(issued, batch_size=1000)
+    subscription_ids = [s.id for s in subscriptions_matching(event_type="coupon.issued", offer=offer)]
+    if not subscription_ids:
+        return
+    if use_copy():
+        ids = dict(Event.objects.filter(uuid__in=[e.uuid for e in issued]).values_list("uuid", "id"))
+        for event in issued:
+            event.id = ids[event.uuid]
+    for event in issued:
+        deliveries_add(event, subscription_ids, now=now)
+
+
+def _events_copy(new_events: list[Event]) -> None:
+    """Events written with COPY: large JSON documents bound as query literals would be escaped in Python."""
+    fields = [f for f in Event._meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(f"COPY {Event._meta.db_table} ({columns}) FROM STDIN") as copy,
+    ):
+        for event in new_events:
+            copy.write_row([f.get_db_prep_save(getattr(event, f.attname), connection) for f in fields])
 
 
 # --- given codes (imports) ---------------------------------------------------------------------
@@ -271,6 +303,11 @@ def _executemany_insert(
 
 def codes_taken(codes: list[str]) -> set[str]:
     """Which of these codes some coupon already holds (looked up in batches the database accepts)."""
+    if use_copy():
+        # One array parameter instead of thousands of bound values: PostgreSQL parses it in one go.
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT code FROM {Coupon._meta.db_table} WHERE code = ANY(%s)", [list(codes)])
+            return {row[0] for row in cursor.fetchall()}
     taken: set[str] = set()
     for start in range(0, len(codes), LOOKUP_BATCH):
         taken.update(

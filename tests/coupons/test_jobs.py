@@ -27,6 +27,12 @@ def small_chunks(settings):
 
 
 @pytest.fixture
+def one_runner(settings):
+    """One bulk worker, so one runner works through the job and stops at the first failing chunk."""
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "ALT_CLUSTERS": {"bulk": {"workers": 1}}}
+
+
+@pytest.fixture
 def cluster_inline(monkeypatch):
     """Enqueued tasks run at once in this process (django-q2 reads `sync` at import, so Conf is patched)."""
     monkeypatch.setattr(Conf, "SYNC", True)
@@ -96,7 +102,7 @@ def test_a_job_makes_exactly_n_unique_codes_in_chunks_announced_500_at_most_a_me
 
 
 def test_progress_counts_each_committed_chunk_and_a_crashed_chunk_leaves_nothing_behind(
-    offer, small_chunks, run_on_commit, monkeypatch
+    offer, small_chunks, run_on_commit, monkeypatch, one_runner
 ):
     fail_chunk(monkeypatch, index=2)
     with run_on_commit():
@@ -120,7 +126,7 @@ def test_progress_counts_each_committed_chunk_and_a_crashed_chunk_leaves_nothing
 
 
 def test_a_chunk_failing_every_time_fails_the_job_saying_why_and_a_retry_finishes_it(
-    offer, small_chunks, run_on_commit, monkeypatch
+    offer, small_chunks, run_on_commit, monkeypatch, one_runner
 ):
     fail_chunk(monkeypatch, index=1, times=jobs.CHUNK_MAX_ATTEMPTS)
     with run_on_commit():

@@ -1,0 +1,157 @@
+"""Import of 100,000 of a merchant's own codes over HTTP: gunicorn and a bulk cluster on PostgreSQL.
+
+.venv/bin/python bench/import.py [--count 100000] [--inline 20000]
+
+Starts its own PostgreSQL, migrates a fresh database, starts gunicorn and a bulk cluster
+(Q_CLUSTER_NAME=bulk), then POSTs a CSV (code, member id, expiry) as text/csv to
+/api/v1/offers/{id}/codes/import with an API key made for the bench. A file that large answers 202 with a
+job, which validates every row and stores them all in one transaction; the clock runs from the upload to
+the job's `succeeded`. A smaller file (--inline rows, the in-request limit) is imported in the request
+(201) and timed too. For reference it times a raw COPY of the same codes into a bare table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.servers import start_postgres  # noqa: E402
+from tests.stack import Stack, template_create, wait_until  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--count", type=int, default=100_000)
+    parser.add_argument("--inline", type=int, default=20_000, help="rows of the in-request import")
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start")
+    with tempfile.TemporaryDirectory(prefix="bench-import-") as base:
+        postgres = start_postgres(Path(base))
+        try:
+            template_create(postgres)
+            stack = Stack(Path(base), postgres, None)
+            try:
+                return run(stack, args)
+            except BaseException:
+                print(stack.logs(), file=sys.stderr)
+                raise
+            finally:
+                stack.close()
+        finally:
+            postgres.stop()
+
+
+def run(stack: Stack, args) -> int:
+    os.environ.update(stack.env(LOG_LEVEL="WARNING"))
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    import django
+
+    django.setup()
+    offer, member_ids, token = world()
+    _web, base_url = stack.web(WEB_CONCURRENCY="1", GUNICORN_THREADS="2")
+    stack.cluster("bulk", Q_CLUSTER_NAME="bulk")
+    url = f"{base_url}/api/v1/offers/{offer.id}/codes/import"
+
+    small = csv_file("INLINE", args.inline, member_ids)
+    started = time.perf_counter()
+    status, body = upload(url, token, small)
+    inline_seconds = time.perf_counter() - started
+    assert status == 201 and body["imported"] == args.inline, (status, body)
+
+    large = csv_file("BULK", args.count, member_ids)
+    started = time.perf_counter()
+    status, body = upload(url, token, large)
+    accepted = time.perf_counter() - started
+    assert status == 202, (status, body)
+    samples = []
+
+    def finished() -> bool:
+        state, done = stack.sql("SELECT state, done FROM coupons_job WHERE id = %s", (body["id"],))[0]
+        samples.append((time.perf_counter() - started, done, state))
+        return state in ("succeeded", "failed")
+
+    wait_until(finished, 300, "the import job", interval=0.2)
+    seconds = time.perf_counter() - started
+    assert samples[-1][2] == "succeeded", stack.sql(
+        "SELECT error FROM coupons_job WHERE id = %s", (body["id"],)
+    )
+    stored = stack.scalar("SELECT count(*) FROM coupons_coupon WHERE offer_id = %s", (offer.id,))
+    messages = stack.scalar("SELECT count(*) FROM webhooks_event WHERE type = 'coupon.created'")
+    raw = raw_copy_seconds(stack, large)
+
+    print(f"\nimport of own codes over HTTP (gunicorn + bulk cluster, PostgreSQL), {len(member_ids)} members")
+    print(
+        f"  {args.inline:>9,} codes in the request  {inline_seconds:6.2f} s  ({len(small) / 1e6:.1f} MB, 201)"
+    )
+    print(f"  {args.count:>9,} codes by a job        {seconds:6.2f} s  ({len(large) / 1e6:.1f} MB, 202 after "
+          f"{accepted:.2f} s, {args.count / seconds:,.0f} codes/s)")  # fmt: skip
+    for elapsed, done, state in samples[:: max(1, len(samples) // 8)]:
+        print(f"      {elapsed:6.2f} s  {done:>9,} / {args.count:,}  {state}")
+    print(f"  stored {stored:,} codes; {messages:,} coupon.created messages")
+    print("reference on this machine, same run:")
+    print(f"  raw COPY of {args.count:,} rows of that file into a bare table: {raw:.2f} s")
+    print(f"  load average now    {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+def world():
+    from coupons import services
+    from coupons.models import Member, Merchant
+
+    merchant = Merchant.objects.create(name="Bench merchant")
+    offer = services.offer_create(merchant=merchant, name="Bench offer", coupon_type="fixedAmount",
+                                  discount_value="5.00", usage_limit_type="multiple",
+                                  max_redemptions_per_code=3)  # fmt: skip
+    members = Member.objects.bulk_create([Member(member_no=f"BENCH{i:07d}") for i in range(1000)])
+    _key, token = services.api_key_create(merchant=merchant, scopes=["offers", "read"], name="bench import")
+    return offer, [m.id for m in members], token
+
+
+def csv_file(prefix: str, count: int, member_ids: list[int]) -> bytes:
+    """code,member_id,expires_at: every tenth code for a member, every fifth with its own expiry."""
+    lines = ["code,member_id,expires_at"]
+    for i in range(count):
+        member = str(member_ids[i % len(member_ids)]) if i % 10 == 0 else ""
+        expiry = "2031-12-31" if i % 5 == 0 else ""
+        lines.append(f"{prefix}-{i:08d},{member},{expiry}")
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def upload(url: str, token: str, data: bytes) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        url, data=data, method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "text/csv"},
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=300) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def raw_copy_seconds(stack: Stack, data: bytes) -> float:
+    import psycopg
+
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE bench_bare (code text, member_id text, expires_at text)")
+        started = time.perf_counter()
+        with conn.cursor().copy("COPY bench_bare FROM STDIN WITH (FORMAT csv, HEADER)") as copy:
+            copy.write(data)
+        seconds = time.perf_counter() - started
+        conn.execute("DROP TABLE bench_bare")
+    return seconds
+
+
+if __name__ == "__main__":
+    sys.exit(main())
