@@ -16,18 +16,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.generate import group_pids  # noqa: E402
-from tests.servers import start_postgres  # noqa: E402
-from tests.stack import Stack, template_create  # noqa: E402
+from bench.common import group_pids, job_run_here, memory_mb, offer_create, with_stack  # noqa: E402
+from tests.stack import Stack  # noqa: E402
 
 TARGET_SECONDS = 10.0
 
@@ -39,94 +36,38 @@ def main() -> int:
     parser.add_argument("--small", type=int, default=100_000)
     parser.add_argument("--large", type=int, default=1_000_000)
     args = parser.parse_args()
-    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start")
-    with tempfile.TemporaryDirectory(prefix="bench-export-") as base:
-        postgres = start_postgres(Path(base))
-        try:
-            template_create(postgres)
-            stack = Stack(Path(base), postgres, None)
-            try:
-                return run(stack, args)
-            except BaseException:
-                print(stack.logs(), file=sys.stderr)
-                raise
-            finally:
-                stack.close()
-        finally:
-            postgres.stop()
+    return with_stack("export", lambda stack: run(stack, args))
 
 
 def run(stack: Stack, args) -> int:
-    os.environ.update(stack.env(LOG_LEVEL="WARNING"))
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    import django
+    from coupons import jobs, services
 
-    django.setup()
-    offer, token = offer_and_key()
+    offer = offer_create()
+    _key, token = services.api_key_create(merchant=offer.merchant, scopes=["read"], name="bench export")
     web, base_url = stack.web(WEB_CONCURRENCY="1", GUNICORN_THREADS="2")
     url = f"{base_url}/api/v1/offers/{offer.id}/coupons.csv"
     server = max(group_pids(web.popen.pid))  # gunicorn's one worker: the newest process of its group
     results = []
     for count in (args.small, args.large):
-        codes_make(offer, count - offer.coupons.count())
+        # The codes, made by the generation job's task function in this process (two runners).
+        job = jobs.job_generate_start(offer=offer, count=count - offer.coupons.count(), enqueue=False)
+        for thread in job_run_here(job.id, 2):
+            thread.join()
         download(url, token, server)  # a first request warms the worker, as a long-running one is
         results.append((count, *download(url, token, server), raw_copy_seconds(stack, offer.id)))
     print_figures(results)
     return 0 if results[-1][1] <= TARGET_SECONDS else 1
 
 
-def offer_and_key():
-    from coupons import services
-    from coupons.models import Merchant
-
-    merchant = Merchant.objects.create(name="Bench merchant")
-    offer = services.offer_create(merchant=merchant, name="Bench offer", coupon_type="fixedAmount",
-                                  discount_value="5.00")  # fmt: skip
-    _key, token = services.api_key_create(merchant=merchant, scopes=["read"], name="bench export")
-    return offer, token
-
-
-def codes_make(offer, count: int) -> None:
-    """The codes, made by the generation job's task function in this process (two runners)."""
-    from django.db import connection
-
-    from coupons import jobs
-
-    if count <= 0:
-        return
-    job = jobs.job_generate_start(offer=offer, count=count, enqueue=False)
-
-    def runner() -> None:
-        try:
-            jobs.job_run(job_id=job.id)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=runner) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    job.refresh_from_db()
-    assert job.state == job.State.SUCCEEDED, job.error
-
-
-def rss_mb(pid: int, field: str = "VmRSS") -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def download(url: str, token: str, server_pid: int) -> tuple[float, int, int, float, float]:
     """Seconds, bytes, lines, server RSS before and its peak during the download."""
-    before = rss_mb(server_pid)
+    before = memory_mb(server_pid)
     peak = [before]
     done = threading.Event()
 
     def sample() -> None:
         while not done.is_set():
-            peak[0] = max(peak[0], rss_mb(server_pid))
+            peak[0] = max(peak[0], memory_mb(server_pid))
             time.sleep(0.05)
 
     sampler = threading.Thread(target=sample)

@@ -16,16 +16,13 @@ import argparse
 import os
 import resource
 import sys
-import tempfile
-import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.servers import start_postgres  # noqa: E402
-from tests.stack import Stack, template_create  # noqa: E402
+from bench.common import group_pids, job_run_here, memory_mb, offer_create, with_stack  # noqa: E402
+from tests.stack import Stack  # noqa: E402
 
 TARGET_SECONDS = 15.0
 
@@ -39,44 +36,16 @@ def main() -> int:
     parser.add_argument("--inline", action="store_true", help="run the task function in this process")
     parser.add_argument("--timeout", type=float, default=300, help="give up after this many seconds")
     args = parser.parse_args()
-    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start")
-    with tempfile.TemporaryDirectory(prefix="bench-generate-") as base:
-        postgres = start_postgres(Path(base))
-        try:
-            template_create(postgres)
-            stack = Stack(Path(base), postgres, None, Q_BULK_WORKERS=str(args.workers))
-            try:
-                return run(stack, args)
-            except BaseException:
-                print(stack.logs(), file=sys.stderr)
-                raise
-            finally:
-                stack.close()
-        finally:
-            postgres.stop()
+    return with_stack("generate", lambda stack: run(stack, args), Q_BULK_WORKERS=str(args.workers))
 
 
 def run(stack: Stack, args) -> int:
-    os.environ.update(stack.env(Q_BULK_WORKERS=str(args.workers), LOG_LEVEL="WARNING"))
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    import django
-
-    django.setup()
     raw_seconds = raw_copy_seconds(stack, args.count)
     cluster = None if args.inline else stack.cluster("bulk", Q_CLUSTER_NAME="bulk")
     offer = offer_create()
-    seconds, samples = generate(offer, args, cluster)
+    seconds, samples = generate(offer, args)
     print_figures(stack, offer, args, seconds, samples, raw_seconds, cluster)
     return 0 if seconds <= TARGET_SECONDS else 1
-
-
-def offer_create():
-    from coupons import services
-    from coupons.models import Merchant
-
-    merchant = Merchant.objects.create(name="Bench merchant")
-    return services.offer_create(merchant=merchant, name="Bench offer", coupon_type="fixedAmount",
-                                 discount_value="5.00")  # fmt: skip
 
 
 def raw_copy_seconds(stack: Stack, count: int) -> float:
@@ -96,23 +65,16 @@ def raw_copy_seconds(stack: Stack, count: int) -> float:
     return seconds
 
 
-def generate(offer, args, cluster) -> tuple[float, list[tuple[float, int, int, str]]]:
+def generate(offer, args) -> tuple[float, list[tuple[float, int, int, str]]]:
     """Ask for the codes and sample the job's progress until it finishes; returns seconds and the samples."""
     from django.db import close_old_connections
 
     from coupons import jobs
     from coupons.models import Job
 
-    if args.inline:
-        jobs._enqueue = lambda job_id, runners: None  # this process runs the job itself, below
     started = time.perf_counter()
-    job = jobs.job_generate_start(offer=offer, count=args.count)
-    threads = []
-    if args.inline:
-        for _ in range(args.workers):
-            thread = threading.Thread(target=_inline_runner, args=(job.pk,))
-            thread.start()
-            threads.append(thread)
+    job = jobs.job_generate_start(offer=offer, count=args.count, enqueue=not args.inline)
+    threads = job_run_here(job.pk, args.workers) if args.inline else []
     samples = []
     while True:
         done, total, state = Job.objects.filter(pk=job.pk).values_list("done", "total", "state").get()
@@ -130,40 +92,6 @@ def generate(offer, args, cluster) -> tuple[float, list[tuple[float, int, int, s
     if state == Job.State.FAILED:
         raise SystemExit(f"the job failed: {Job.objects.get(pk=job.pk).error}")
     return elapsed, samples
-
-
-def _inline_runner(job_id: int) -> None:
-    from django.db import connection
-
-    from coupons.tasks import job_run_task
-
-    try:
-        job_run_task(job_id)
-    finally:
-        connection.close()
-
-
-def peak_rss_mb(pid: int) -> float:
-    """The kernel's peak resident set size of one process (VmHWM, what getrusage's ru_maxrss reports)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def group_pids(leader: int) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if os.getpgid(int(entry.name)) == leader:
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-    return pids
 
 
 def print_figures(stack: Stack, offer, args, seconds, samples, raw_seconds, cluster) -> None:
@@ -185,7 +113,7 @@ def print_figures(stack: Stack, offer, args, seconds, samples, raw_seconds, clus
     moving = [s for s in samples if 0 < s[1] < s[2]]
     print(f"  progress samples    {len(moving)} while running (every 0.5 s, from the job row)")
     if cluster is not None:
-        peaks = {pid: peak_rss_mb(pid) for pid in group_pids(cluster.popen.pid)}
+        peaks = {pid: memory_mb(pid, "VmHWM") for pid in group_pids(cluster.popen.pid)}
         print(f"  peak memory         {max(peaks.values(), default=0):8.0f} MB per cluster process (VmHWM), "
               f"{len(peaks)} processes")  # fmt: skip
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

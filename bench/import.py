@@ -16,16 +16,14 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.servers import start_postgres  # noqa: E402
-from tests.stack import Stack, template_create, wait_until  # noqa: E402
+from bench.common import offer_create, with_stack  # noqa: E402
+from tests.stack import Stack, wait_until  # noqa: E402
 
 
 def main() -> int:
@@ -35,29 +33,10 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--inline", type=int, default=20_000, help="rows of the in-request import")
     args = parser.parse_args()
-    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start")
-    with tempfile.TemporaryDirectory(prefix="bench-import-") as base:
-        postgres = start_postgres(Path(base))
-        try:
-            template_create(postgres)
-            stack = Stack(Path(base), postgres, None)
-            try:
-                return run(stack, args)
-            except BaseException:
-                print(stack.logs(), file=sys.stderr)
-                raise
-            finally:
-                stack.close()
-        finally:
-            postgres.stop()
+    return with_stack("import", lambda stack: run(stack, args))
 
 
 def run(stack: Stack, args) -> int:
-    os.environ.update(stack.env(LOG_LEVEL="WARNING"))
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    import django
-
-    django.setup()
     offer, member_ids, token = world()
     _web, base_url = stack.web(WEB_CONCURRENCY="1", GUNICORN_THREADS="2")
     stack.cluster("bulk", Q_CLUSTER_NAME="bulk")
@@ -107,14 +86,13 @@ def run(stack: Stack, args) -> int:
 
 def world():
     from coupons import services
-    from coupons.models import Member, Merchant
+    from coupons.models import Member
 
-    merchant = Merchant.objects.create(name="Bench merchant")
-    offer = services.offer_create(merchant=merchant, name="Bench offer", coupon_type="fixedAmount",
-                                  discount_value="5.00", usage_limit_type="multiple",
-                                  max_redemptions_per_code=3)  # fmt: skip
+    offer = offer_create(usage_limit_type="multiple", max_redemptions_per_code=3)
     members = Member.objects.bulk_create([Member(member_no=f"BENCH{i:07d}") for i in range(1000)])
-    _key, token = services.api_key_create(merchant=merchant, scopes=["offers", "read"], name="bench import")
+    _key, token = services.api_key_create(
+        merchant=offer.merchant, scopes=["offers", "read"], name="bench import"
+    )
     return offer, [m.id for m in members], token
 
 

@@ -19,6 +19,7 @@ from coupons.errors import ApplicationError
 from coupons.models import Job, Offer
 
 CAN_MAKE_CODES = ("coupons.add_coupon", "coupons.add_job")
+CAN_EXPORT = ("coupons.view_coupon",)
 JOBS_SHOWN = 20
 
 
@@ -121,7 +122,7 @@ def _code_jobs_field(request: HttpRequest):
             "offer": offer,
             "jobs": [(job, job_progress(job)) for job in offer.jobs.order_by("-id")[:JOBS_SHOWN]],
             "can_make_codes": request.user.has_perms(CAN_MAKE_CODES),
-            "can_export": request.user.has_perm("coupons.view_coupon"),
+            "can_export": request.user.has_perms(CAN_EXPORT),
         }
         return render_to_string("admin/coupons/offer/code_jobs.html", context)
 
@@ -155,7 +156,7 @@ class OfferCodesAdminMixin:
         mine = []
         if request.user.has_perms(CAN_MAKE_CODES):
             mine += ["generate_codes", "import_codes"]
-        if request.user.has_perm("coupons.view_coupon"):
+        if request.user.has_perms(CAN_EXPORT):
             mine.append("export_codes_csv")
         for name in mine:
             actions[name] = self.get_action(name)
@@ -190,7 +191,7 @@ class OfferCodesAdminMixin:
         return self._generate_page(request, form, list(queryset), selected=selected)
 
     def generate_codes_view(self, request: HttpRequest, object_id: str):
-        offer = self._offer_for_codes(request, object_id)
+        offer = self._offer_for(request, object_id, CAN_MAKE_CODES)
         form = GenerateCodesForm(request.POST or None)
         if form.is_bound and form.is_valid() and self._generate(request, [offer], form):
             return HttpResponseRedirect(reverse("admin:coupons_offer_change", args=[offer.pk]))
@@ -231,36 +232,38 @@ class OfferCodesAdminMixin:
             )
         return started
 
-    def _offer_for_codes(self, request: HttpRequest, object_id: str) -> Offer:
+    def _offer_for(self, request: HttpRequest, object_id: str, permissions: tuple[str, ...]) -> Offer:
         offer = get_object_or_404(Offer.objects.select_related("site"), pk=object_id)
-        if not request.user.has_perms(CAN_MAKE_CODES) or not self.has_view_permission(request, offer):
+        if not request.user.has_perms(permissions) or not self.has_view_permission(request, offer):
             raise PermissionDenied
         return offer
 
-    @admin.action(description="Export codes as CSV")
-    def export_codes_csv(self, request: HttpRequest, queryset):
+    def _one_offer(self, request: HttpRequest, queryset, purpose: str) -> Offer | None:
         offers = list(queryset[:2])
         if len(offers) != 1:
-            self.message_user(request, "Select exactly one offer to export its codes.", level=messages.ERROR)
+            self.message_user(request, f"Select exactly one offer to {purpose}.", level=messages.ERROR)
             return None
-        return _csv_response(offers[0])
+        return offers[0]
+
+    @admin.action(description="Export codes as CSV")
+    def export_codes_csv(self, request: HttpRequest, queryset):
+        offer = self._one_offer(request, queryset, "export its codes")
+        return _csv_response(offer) if offer else None
 
     def export_codes_view(self, request: HttpRequest, object_id: str):
-        offer = get_object_or_404(Offer, pk=object_id)
-        if not request.user.has_perm("coupons.view_coupon") or not self.has_view_permission(request, offer):
-            raise PermissionDenied
-        return _csv_response(offer)
+        return _csv_response(self._offer_for(request, object_id, CAN_EXPORT))
 
     @admin.action(description="Import codes…")
     def import_codes(self, request: HttpRequest, queryset):
-        offers = list(queryset[:2])
-        if len(offers) != 1:
-            self.message_user(request, "Select exactly one offer to import codes into.", level=messages.ERROR)
-            return None
-        return HttpResponseRedirect(reverse("admin:coupons_offer_import_codes", args=[offers[0].pk]))
+        offer = self._one_offer(request, queryset, "import codes into")
+        return (
+            HttpResponseRedirect(reverse("admin:coupons_offer_import_codes", args=[offer.pk]))
+            if offer
+            else None
+        )
 
     def import_codes_view(self, request: HttpRequest, object_id: str):
-        offer = self._offer_for_codes(request, object_id)
+        offer = self._offer_for(request, object_id, CAN_MAKE_CODES)
         form = ImportCodesForm(request.POST or None, request.FILES or None)
         rejected = None
         if request.method == "POST" and form.is_valid():
