@@ -1,11 +1,10 @@
-"""Background code generation and import jobs: chunked, one transaction per chunk, resumable after a crash.
+"""Background code generation and import jobs: chunked, one transaction per chunk, resumable after a crash."""
 
-A job is a Job row plus JobChunk rows. A runner (coupons.tasks.job_run_task, on the `bulk` cluster) claims
-the next pending chunk with a row lock, does its work, marks it done and adds to Job.done, all in one
-transaction: a crash rolls the chunk back, so running it again is safe and the job ends with exactly its
-total. Several runners may share a job. The broker is only a doorbell: a schedule (jobs_recover_stale)
-re-enqueues runners for jobs whose heartbeat went quiet and finishes jobs a crash left unfinished.
-"""
+# A job is a Job row plus JobChunk rows. A runner (coupons.tasks.job_run_task, on the `bulk` cluster) claims
+# the next pending chunk with a row lock, does its work, marks it done and adds to Job.done, all in one
+# transaction: a crash rolls the chunk back, so running it again is safe and the job ends with exactly its
+# total. Several runners may share a job. The broker is only a doorbell: a schedule (jobs_recover_stale)
+# re-enqueues runners for jobs whose heartbeat went quiet and finishes jobs a crash left unfinished.
 
 import logging
 from collections.abc import Callable, Iterator
@@ -17,10 +16,11 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
+from django_q.tasks import async_task
 
 from coupons import bulk, services
 from coupons.errors import ApplicationError, invalid
-from coupons.models import Job, JobChunk, Offer
+from coupons.models import Job, JobChunk, Member, Offer
 
 logger = logging.getLogger(__name__)
 
@@ -129,8 +129,6 @@ def job_enqueue_on_commit(job: Job, *, runners: int = 1) -> None:
 
 
 def _enqueue(job_id: int, runners: int) -> None:
-    from django_q.tasks import async_task
-
     for _ in range(runners):
         async_task("coupons.tasks.job_run_task", job_id, cluster=JOB_CLUSTER, task_name=f"job-{job_id}")
 
@@ -311,13 +309,16 @@ def _generate_chunk(job: Job, chunk: JobChunk) -> int:
     if not job.params.get("multiple", True):
         # Locked like coupons_create, so a member never gets two live codes from concurrent requests.
         offer = Offer.objects.select_for_update().select_related("site").get(pk=offer.pk)
-    members = services.members_resolve(chunk.member_ids)
+    # A member deleted since the job started gets no code (and leaves the total, like one skipped).
+    found = Member.objects.in_bulk(set(chunk.member_ids))
+    members = [found[i] for i in chunk.member_ids if i in found]
     if not job.params.get("multiple", True):
         members = services.members_without_live_code(offer, members)
     return bulk.coupons_generate(offer=offer, job=job, members=members)
 
 
 def _import_chunk(job: Job, chunk: JobChunk) -> int:
+    # csv_io starts import jobs from here, so it is imported when an import chunk runs, not before.
     from coupons.csv_io import codes_import_chunk
 
     return codes_import_chunk(job=job, chunk=chunk)

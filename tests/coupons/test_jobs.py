@@ -254,6 +254,17 @@ def test_a_members_job_with_multiple_gives_every_entry_a_code(offer, run_on_comm
     assert Coupon.objects.filter(offer=offer, member=member).count() == 3
 
 
+def test_a_member_deleted_while_the_job_waits_gets_no_code_and_leaves_the_total(offer):
+    kept, gone = factories.MemberFactory.create_batch(2)
+    job = jobs.job_generate_start(offer=offer, member_ids=[kept.id, gone.id], enqueue=False)
+    gone.delete()
+
+    jobs.job_run(job_id=job.id)
+    job.refresh_from_db()
+    assert (job.state, job.done, job.total) == (Job.State.SUCCEEDED, 1, 1)
+    assert list(Coupon.objects.filter(job=job).values_list("member_id", flat=True)) == [kept.id]
+
+
 def test_a_members_job_with_nobody_left_to_serve_succeeds_at_once(offer, member):
     services.coupons_create(offer=offer, member_ids=[member.id])
     job = jobs.job_generate_start(offer=offer, member_ids=[member.id], multiple=False)
