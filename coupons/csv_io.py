@@ -198,7 +198,7 @@ def _read_limited(file: bytes | BinaryIO) -> bytes:
 
 def _decode(data: bytes) -> str:
     """UTF-8 text, BOM dropped; any other encoding is refused with how to fix it."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(data) >= 4 and data[1:4:2] == b"\x00\x00"):
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00\x00" in (data[0:4:2], data[1:4:2]):
         raise invalid(
             "The file is UTF-16, not UTF-8. Save it as 'CSV UTF-8 (comma delimited)' and upload it again.",
             file="not_utf8",
@@ -215,11 +215,16 @@ def _decode(data: bytes) -> str:
 
 
 def _reader(text: str) -> Iterator[tuple[int, list[str]]]:
-    """Non-blank CSV rows with their file line numbers."""
-    reader = csv.reader(io.StringIO(text, newline=""))
-    for cells in reader:
-        if any(cell.strip() for cell in cells):
-            yield reader.line_num, cells
+    """Non-blank CSV rows with their file line numbers; commas, or the semicolons of a European Excel."""
+    first_line = text.lstrip("\r\n").split("\n", 1)[0]
+    delimiter = ";" if ";" in first_line and "," not in first_line else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        for cells in reader:
+            if any(cell.strip() for cell in cells):
+                yield reader.line_num, cells
+    except csv.Error as error:
+        raise invalid(f"Line {reader.line_num} is not valid CSV: {error}.", file="not_csv") from None
 
 
 def _count_rows(text: str) -> int:

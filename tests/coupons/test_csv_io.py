@@ -218,6 +218,7 @@ def test_an_import_is_all_or_nothing_and_names_every_bad_row(offer, member):
     [
         ("code\nCAFÉ1\n".encode("utf-16"), "UTF-16"),
         ("code\nCAFÉ1\n".encode("utf-16-le"), "UTF-16"),
+        ("code\nCAFÉ1\n".encode("utf-16-be"), "UTF-16"),
         (b"code\nOK1\nCAF\xc91\n", "line 3 holds the byte 0xC9"),
     ],
 )
@@ -241,6 +242,20 @@ def test_a_file_with_no_codes_is_refused(offer, text, field):
     with pytest.raises(ApplicationError) as error:
         import_(offer, text)
     assert error.value.status == 400 and error.value.fields == {"file": [field]}
+
+
+def test_a_semicolon_separated_file_from_a_european_excel_is_read_too(offer, member):
+    assert (
+        import_(offer, f"code;member_id;expiry\r\nEURO1;{member.id};2031-06-30\r\nEURO2;;\r\n").imported == 2
+    )
+    assert Coupon.objects.get(code="EURO1").member == member
+
+
+def test_a_file_that_is_not_csv_is_refused_with_its_line(offer):
+    with pytest.raises(ApplicationError) as error:
+        import_(offer, "code\nOK1\n" + "X" * 200_000 + "\n")  # one field past the CSV reader's limit
+    assert error.value.status == 400 and error.value.fields == {"file": ["not_csv"]}
+    assert "Line 3" in error.value.message
 
 
 def test_a_file_over_the_limit_is_refused_before_it_is_read_whole(offer, settings):
