@@ -2,8 +2,11 @@
 
 from dataclasses import dataclass
 
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
+from django.db.models.query import get_related_populators
+from django.db.transaction import TransactionManagementError
 
 from coupons.errors import not_found
 from coupons.models import Coupon, CouponStatus, Merchant, Offer, Redemption
@@ -46,18 +49,59 @@ def coupon_get_by_code(*, owner: Owner, code: str, for_update: bool = False) -> 
 
     `for_update` locks the coupon's row (not its offer's) in the same query, inside the caller's transaction.
     """
-    coupons = Coupon.objects.select_related("offer", "offer__site", "member")
-    if for_update:
-        coupons = coupons.select_for_update(of=("self",))
-    # Codes are unique: no ORDER BY (first() would add one, and compiling it costs the hot path).
     coupon = (
-        next(iter(coupons.filter(code=code).order_by()[:1]), None)
+        _coupon_by_code(code, for_update)
         if isinstance(code, str) and 0 < len(code) <= 64 and "\x00" not in code  # PostgreSQL refuses NUL
         else None
     )
     if coupon is None or not _offer_visible(owner, coupon.offer):
         raise not_found("Code")
     return coupon
+
+
+# The code look-up runs on every redemption, and compiling its four-table SELECT costs more than the rest
+# of the request's queries together. Its SQL depends only on the database and on `for_update`, so each
+# process compiles it once and then runs it with each code, turning rows into objects as QuerySet does.
+_CODE_SENTINEL = "\x00code\x00"
+_code_lookups: dict[tuple[str, str, bool], tuple] = {}
+
+
+def _coupon_by_code(code: str, for_update: bool) -> Coupon | None:
+    connection = connections[DEFAULT_DB_ALIAS]
+    if for_update and connection.get_autocommit():
+        raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
+    key = (connection.alias, connection.vendor, for_update)
+    compiled = _code_lookups.get(key)
+    if compiled is None:
+        compiled = _code_lookups[key] = _code_lookup_compile(connection, for_update)
+    sql, params, code_index, compiler, init_list, start, end, populators = compiled
+    params = list(params)
+    params[code_index] = code
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    row = next(iter(compiler.results_iter([[row]])))
+    coupon = Coupon.from_db(connection.alias, init_list, row[start:end])
+    for populator in populators:
+        populator.populate(row, coupon)
+    return coupon
+
+
+def _code_lookup_compile(connection, for_update: bool) -> tuple:
+    coupons = Coupon.objects.using(connection.alias).select_related("offer", "offer__site", "member")
+    if for_update:
+        coupons = coupons.select_for_update(of=("self",))
+    compiler = coupons.filter(code=_CODE_SENTINEL).order_by()[:1].query.get_compiler(connection=connection)
+    sql, params = compiler.as_sql()
+    (code_index,) = [i for i, value in enumerate(params) if value == _CODE_SENTINEL]
+    klass_info, select = compiler.klass_info, compiler.select
+    fields = klass_info["select_fields"]
+    start, end = fields[0], fields[-1] + 1
+    init_list = [column[0].target.attname for column in select[start:end]]
+    populators = get_related_populators(klass_info, select, connection.alias)
+    return sql, tuple(params), code_index, compiler, init_list, start, end, populators
 
 
 def _offer_visible(owner: Owner, offer: Offer) -> bool:
