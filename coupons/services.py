@@ -27,6 +27,7 @@ from coupons.models import (
     Redemption,
     Site,
 )
+from coupons.prepared import PreparedLookup
 from coupons.selectors import STAFF, Owner, coupon_get_by_code, merchant_default_site
 
 CENT = Decimal("0.01")
@@ -645,17 +646,19 @@ def coupon_redeem(
     return result
 
 
+# At most one live use per (coupon, order_id) (a unique constraint); compiled once per process.
+_LIVE_USE_OF_ORDER = PreparedLookup(
+    lambda coupon_id, order_id: Redemption.objects.filter(
+        coupon_id=coupon_id, order_id=order_id, rolled_back_at__isnull=True
+    ).order_by()[:1],
+    numbers=("coupon_id",),
+    texts=("order_id",),
+)
+
+
 def _redeem_locked(coupon: Coupon, owner: Owner, order_id: str, order: Order, location_name, member_id):
     """Inside the transaction, the code locked: lock the member, check, count, record."""
-    # At most one live use per (coupon, order_id) (a unique constraint): no ORDER BY to compile or run.
-    previous = next(
-        iter(
-            Redemption.objects.filter(
-                coupon=coupon, order_id=order_id, rolled_back_at__isnull=True
-            ).order_by()[:1]
-        ),
-        None,
-    )
+    previous = _LIVE_USE_OF_ORDER.first(coupon_id=coupon.pk, order_id=order_id)
     if previous:
         return previous, False
     member = _redeem_member(coupon, member_id)
