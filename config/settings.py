@@ -2,6 +2,7 @@
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import environ
@@ -41,6 +42,8 @@ MIDDLEWARE = [
     # First: probes answer whatever the Host header, scheme or session state.
     "config.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (admin, API docs) served by every web process: no proxy rule needed under gunicorn.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before CommonMiddleware: API paths answer JSON errors, never an HTML page or a slash redirect.
     "coupons.api.errors.ApiErrorMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -117,6 +120,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Without `collectstatic` (make run, tests) WhiteNoise finds files in the apps; deployments collect them.
+WHITENOISE_USE_FINDERS = True
+warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
 
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
