@@ -28,7 +28,7 @@ lint: install
 # The suite runs twice: on the embedded SQLite default, then on a throwaway PostgreSQL and Redis
 # that tests/with_servers.py starts and removes (tests marked postgres/redis run in that pass only;
 # browser tests drive headless Chromium in the SQLite pass only).
-test: lint test-sqlite test-postgres
+test: lint test-sqlite test-postgres test-slow
 
 test-sqlite: install
 	DEBUG=0 SECRET_KEY=test $(PY) -m pytest -m "not postgres and not redis"
