@@ -37,7 +37,7 @@ test-postgres: install
 	DEBUG=0 SECRET_KEY=test $(PY) -m tests.with_servers --postgres --redis -- $(PY) -m pytest -m "not browser and not slow"
 
 # Fault injection and other tests taking more than a few seconds each (real clusters, restarts,
-# kills), on PostgreSQL and Redis; CI runs them after `make test`.
+# kills), on PostgreSQL and Redis; `make test` runs them last.
 test-slow: install
 	DEBUG=0 SECRET_KEY=test $(PY) -m tests.with_servers --postgres --redis -- $(PY) -m pytest -m "slow and not browser" --durations=10
 
