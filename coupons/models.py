@@ -18,32 +18,27 @@ def new_public_token() -> str:
     return secrets.token_urlsafe(12)
 
 
-class Merchant(models.Model):
+class Party(models.Model):
+    """A business known by its unique name: what merchants and distributors have in common."""
+
+    id = models.AutoField(primary_key=True)
+    name = models.CharField(max_length=200, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Merchant(Party):
     """The brand that owns offers and redeems codes."""
 
-    id = models.AutoField(primary_key=True)
-    name = models.CharField(max_length=200, unique=True)
-    created_at = models.DateTimeField(auto_now_add=True)
 
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self) -> str:
-        return self.name
-
-
-class Distributor(models.Model):
+class Distributor(Party):
     """A publisher that issues codes of the offers it is authorised for."""
-
-    id = models.AutoField(primary_key=True)
-    name = models.CharField(max_length=200, unique=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self) -> str:
-        return self.name
 
 
 class Site(models.Model):
