@@ -6,6 +6,7 @@ import os
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -89,3 +90,17 @@ def memory_mb(pid: int, field: str = "VmRSS") -> float:
     except OSError:
         pass
     return 0.0
+
+
+def bare_copy_seconds(stack: Stack, columns: str, data: str | bytes, options: str = "") -> float:
+    """The server's own speed, for reference: COPY of the same rows into a table with no index, nothing else."""
+    import psycopg
+
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE bench_bare ({columns})")
+        started = time.perf_counter()
+        with conn.cursor().copy(f"COPY bench_bare FROM STDIN {options}") as copy:
+            copy.write(data)
+        seconds = time.perf_counter() - started
+        conn.execute("DROP TABLE bench_bare")
+    return seconds

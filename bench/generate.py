@@ -21,7 +21,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import group_pids, job_run_here, memory_mb, offer_create, with_stack  # noqa: E402
+from bench.common import (  # noqa: E402
+    bare_copy_seconds,
+    group_pids,
+    job_run_here,
+    memory_mb,
+    offer_create,
+    with_stack,
+)
 from tests.stack import Stack  # noqa: E402
 
 TARGET_SECONDS = 15.0
@@ -49,20 +56,9 @@ def run(stack: Stack, args) -> int:
 
 
 def raw_copy_seconds(stack: Stack, count: int) -> float:
-    """The server's own speed: COPY of `count` codes into a table with no index, nothing else."""
-    import psycopg
-
     from coupons.codes import CodeFormat
 
-    text = "\n".join(CodeFormat().generate(count)) + "\n"
-    with psycopg.connect(stack.database_url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE bench_bare (code varchar(64))")
-        started = time.perf_counter()
-        with conn.cursor().copy("COPY bench_bare (code) FROM STDIN") as copy:
-            copy.write(text)
-        seconds = time.perf_counter() - started
-        conn.execute("DROP TABLE bench_bare")
-    return seconds
+    return bare_copy_seconds(stack, "code varchar(64)", "\n".join(CodeFormat().generate(count)) + "\n")
 
 
 def generate(offer, args) -> tuple[float, list[tuple[float, int, int, str]]]:

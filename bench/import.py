@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import offer_create, with_stack  # noqa: E402
+from bench.common import bare_copy_seconds, offer_create, with_stack  # noqa: E402
 from tests.stack import Stack, wait_until  # noqa: E402
 
 
@@ -37,6 +37,12 @@ def main() -> int:
 
 
 def run(stack: Stack, args) -> int:
+    from django.conf import settings
+
+    if args.count <= settings.CSV_IMPORT_INLINE_MAX_ROWS:
+        raise SystemExit(
+            f"--count must exceed {settings.CSV_IMPORT_INLINE_MAX_ROWS} rows for the import to be a job"
+        )
     offer, member_ids, token = world()
     _web, base_url = stack.web(WEB_CONCURRENCY="1", GUNICORN_THREADS="2")
     stack.cluster("bulk", Q_CLUSTER_NAME="bulk")
@@ -67,7 +73,9 @@ def run(stack: Stack, args) -> int:
     )
     stored = stack.scalar("SELECT count(*) FROM coupons_coupon WHERE offer_id = %s", (offer.id,))
     messages = stack.scalar("SELECT count(*) FROM webhooks_event WHERE type = 'coupon.created'")
-    raw = raw_copy_seconds(stack, large)
+    raw = bare_copy_seconds(
+        stack, "code text, member_id text, expires_at text", large, "WITH (FORMAT csv, HEADER)"
+    )
 
     print(f"\nimport of own codes over HTTP (gunicorn + bulk cluster, PostgreSQL), {len(member_ids)} members")
     print(
@@ -116,19 +124,6 @@ def upload(url: str, token: str, data: bytes) -> tuple[int, dict]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
-
-
-def raw_copy_seconds(stack: Stack, data: bytes) -> float:
-    import psycopg
-
-    with psycopg.connect(stack.database_url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE bench_bare (code text, member_id text, expires_at text)")
-        started = time.perf_counter()
-        with conn.cursor().copy("COPY bench_bare FROM STDIN WITH (FORMAT csv, HEADER)") as copy:
-            copy.write(data)
-        seconds = time.perf_counter() - started
-        conn.execute("DROP TABLE bench_bare")
-    return seconds
 
 
 if __name__ == "__main__":
