@@ -408,13 +408,19 @@ class JobSerializer(OutputSerializer):
     offer_id = serializers.IntegerField(read_only=True)
     progress_percent = serializers.IntegerField(read_only=True)
     error = serializers.SerializerMethodField()
+    rows = serializers.SerializerMethodField()
 
     class Meta:
         model = Job
-        fields = ["id", "kind", "offer_id", "state", "done", "total", "error", "progress_percent", "created_at",
-                  "started_at", "finished_at"]  # fmt: skip
+        fields = ["id", "kind", "offer_id", "state", "done", "total", "error", "rows", "progress_percent",
+                  "created_at", "started_at", "finished_at"]  # fmt: skip
         read_only_fields = fields
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_error(self, job: Job) -> str | None:
         return job.error or None
+
+    @extend_schema_field(serializers.ListField(child=serializers.DictField()))
+    def get_rows(self, job: Job) -> list:
+        """The rejected rows of a failed import: [{row, code, reason, message}]."""
+        return job.params.get("errors", []) if isinstance(job.params, dict) else []

@@ -116,3 +116,11 @@ def test_an_import_needs_the_offers_scope(make_client, merchant, offer):
         403,
         "forbidden",
     )
+
+
+def test_a_failed_import_job_lists_its_rejected_rows(api, offer):
+    job = Job.objects.create(kind=Job.Kind.IMPORT, offer=offer, total=2)
+    rejected = [{"row": 2, "code": "A\u00e9", "reason": "bad_characters", "message": "Only ASCII letters."}]
+    jobs.job_fail(job_id=job.id, error="1 row was refused; nothing was imported.", details=rejected)
+    body = api.get(f"/api/v1/jobs/{job.id}/").json()
+    assert body["state"] == "failed" and body["rows"] == rejected
