@@ -376,7 +376,10 @@ def coupon_issue(
     competition_entry_id: str | None = None,
 ) -> tuple[Coupon, bool]:
     """Create or retrieve the one code of an identifier (or browser session); True when created."""
-    request = IssueRequest(identifier, session_id, member_id, email, attributes or {}, competition_entry_id)
+    request = IssueRequest(
+        identifier=identifier, session_id=session_id, member_id=member_id, email=email,
+        attributes=attributes or {}, competition_entry_id=competition_entry_id,
+    )  # fmt: skip
     _issue_check(request)
     key = {"identifier": identifier} if identifier is not None else {"session_id": session_id}
     existing = Coupon.objects.select_related("offer", "member").filter(offer=offer, **key).first()
