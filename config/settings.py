@@ -93,9 +93,14 @@ if IS_SQLITE:
     DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ["TEST_SQLITE_NAME"]
 else:
     # An unreachable database must fail a request (and /readyz) in seconds, not hang a worker.
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
-        "connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5)
-    )
+    options = DATABASES["default"].setdefault("OPTIONS", {})
+    options.setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5))
+    # Parameters travel apart from the SQL, so psycopg prepares a statement a connection runs again
+    # and again (the hot paths): PostgreSQL then skips parsing and planning it on every request.
+    # Django leaves preparing off (for transaction-mode PgBouncer); set DB_PREPARE_THRESHOLD to empty there.
+    options.setdefault("server_side_binding", True)
+    prepare_threshold = env.str("DB_PREPARE_THRESHOLD", default="5").strip()
+    options.setdefault("prepare_threshold", int(prepare_threshold) if prepare_threshold else None)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")
