@@ -1,9 +1,10 @@
-"""Queries of the hot paths compiled once per process: the ORM builds their SQL on the first call only.
+"""Statements of the hot paths built once per process: the ORM builds their SQL on the first call only.
 
-Compiling a SELECT (joins, column lists, lookups) costs the web worker more CPU than running it. A
-PreparedLookup builds its queryset once with stand-in values, keeps the SQL and the row-to-object plan,
-then runs that SQL with each call's values and builds the objects as QuerySet does (select_related
-included). The queryset must take each value once, as a parameter, and yield at most one row.
+Compiling a SELECT (joins, column lists, lookups) or an INSERT costs the web worker more CPU than running
+it. A PreparedLookup builds its queryset once with stand-in values, keeps the SQL and the row-to-object
+plan, then runs that SQL with each call's values and builds the objects as QuerySet does (select_related
+included). The queryset must take each value once, as a parameter, and yield at most one row. A
+PreparedInsert writes a new model instance as `save()` would, with its INSERT built once.
 """
 
 from collections.abc import Callable
@@ -36,7 +37,9 @@ class PreparedLookup:
         compiled = self._compiled.get(key)
         if compiled is None:
             compiled = self._compiled[key] = self._compile(connection)
-        sql, params, positions, for_update, compiler, model, init_list, start, end, populators = compiled
+        sql, params, positions, for_update, compiler, converters, model, init_list, start, end, populators = (
+            compiled
+        )
         if for_update and connection.get_autocommit():
             raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
         params = list(params)
@@ -47,7 +50,8 @@ class PreparedLookup:
             row = cursor.fetchone()
         if row is None:
             return None
-        row = next(iter(compiler.results_iter([[row]])))
+        if converters:
+            row = next(iter(compiler.apply_converters([row], converters)))
         obj = model.from_db(connection.alias, init_list, row[start:end])
         for populator in populators:
             populator.populate(row, obj)
@@ -71,15 +75,89 @@ class PreparedLookup:
         init_list = [column[0].target.attname for column in select[start:end]]
         populators = get_related_populators(klass_info, select, connection.alias)
         for_update = queryset.query.select_for_update
+        # What results_iter() would look up again for every row.
+        converters = compiler.get_converters([column[0] for column in select[: compiler.col_count]])
         return (
             sql,
             tuple(params),
             tuple(positions),
             for_update,
             compiler,
+            converters,
             klass_info["model"],
             init_list,
             start,
             end,
             populators,
         )
+
+
+class PreparedInsert:
+    """`obj.save()` of a new instance of `model`, without signals, for a hot path."""
+
+    def __init__(self, model: type[Model]):
+        self._model = model
+        self._compiled: dict[tuple[str, str], tuple] = {}
+
+    def save(self, obj: Model) -> Model:
+        """Insert `obj` (its pk unset) in the current transaction and set its pk, as save() does."""
+        connection = connections[DEFAULT_DB_ALIAS]
+        key = (connection.alias, connection.vendor)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            compiled = self._compiled[key] = self._compile(connection)
+        sql, fields, returning = compiled
+        params = [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            (pk,) = cursor.fetchone()
+        setattr(obj, returning.attname, pk)
+        obj._state.adding, obj._state.db = False, connection.alias
+        return obj
+
+    def _compile(self, connection) -> tuple:
+        meta = self._model._meta
+        returning = meta.pk
+        fields = [field for field in meta.local_concrete_fields if field is not returning]
+        if not returning.db_returning or not connection.features.can_return_columns_from_insert:
+            raise NotImplementedError(f"{meta.label}: the database cannot return the new row's key.")
+        if any(hasattr(field, "get_placeholder") or field.generated for field in fields):
+            raise NotImplementedError(f"{meta.label}: a field needs SQL of its own; use save().")
+        quote = connection.ops.quote_name
+        returning_sql, _ = connection.ops.return_insert_columns([returning])
+        sql = (
+            f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)})"
+            f" VALUES ({', '.join(['%s'] * len(fields))}) {returning_sql}"
+        )
+        return sql, fields, returning
+
+
+class PreparedRowUpdate:
+    """`model.objects.filter(pk=pk).update(n=F("n") + 1, field=value, ...)` for a hot path, its SQL built once."""
+
+    def __init__(self, model: type[Model], *, increment: tuple[str, ...] = (), assign: tuple[str, ...] = ()):
+        self._model, self._increment, self._assign = model, increment, assign
+        self._compiled: dict[tuple[str, str], tuple] = {}
+
+    def run(self, pk, **values) -> int:
+        """Add one to each `increment` column and set each `assign` field of row `pk`; returns rows changed."""
+        connection = connections[DEFAULT_DB_ALIAS]
+        key = (connection.alias, connection.vendor)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            compiled = self._compiled[key] = self._compile(connection)
+        sql, assigned = compiled
+        params = [field.get_db_prep_save(values[field.name], connection) for field in assigned]
+        params.append(self._model._meta.pk.get_db_prep_value(pk, connection))
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.rowcount
+
+    def _compile(self, connection) -> tuple:
+        meta, quote = self._model._meta, connection.ops.quote_name
+        assigned = [meta.get_field(name) for name in self._assign]
+        columns = [quote(meta.get_field(name).column) for name in self._increment]
+        changes = [f"{column} = {column} + 1" for column in columns]
+        changes += [f"{quote(field.column)} = %s" for field in assigned]
+        sql = f"UPDATE {quote(meta.db_table)} SET {', '.join(changes)} WHERE {quote(meta.pk.column)} = %s"
+        return sql, assigned

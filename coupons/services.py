@@ -27,7 +27,7 @@ from coupons.models import (
     Redemption,
     Site,
 )
-from coupons.prepared import PreparedLookup
+from coupons.prepared import PreparedInsert, PreparedLookup, PreparedRowUpdate
 from coupons.selectors import STAFF, Owner, coupon_get_by_code, merchant_default_site
 
 CENT = Decimal("0.01")
@@ -659,6 +659,12 @@ _LIVE_USE_OF_ORDER = PreparedLookup(
 )
 
 
+# A use is counted with F() semantics (times_redeemed + 1 in SQL) under the row lock; both statements run on
+# every redemption, so their SQL is built once per process.
+_COUNT_USE = PreparedRowUpdate(Coupon, increment=("times_redeemed",), assign=("updated_at", "status"))
+_INSERT_REDEMPTION = PreparedInsert(Redemption)
+
+
 def _redeem_locked(coupon: Coupon, owner: Owner, order_id: str, order: Order, location_name, member_id):
     """Inside the transaction, the code locked: lock the member, check, count, record."""
     previous = _LIVE_USE_OF_ORDER.first(coupon_id=coupon.pk, order_id=order_id)
@@ -672,18 +678,18 @@ def _redeem_locked(coupon: Coupon, owner: Owner, order_id: str, order: Order, lo
     except ApplicationError as error:
         _record_redemption_failed(coupon, order_id, order, location, owner, error, now)
         return error
-    counted = {"times_redeemed": F("times_redeemed") + 1, "updated_at": now}
     # The row is locked and was read under the lock (as coupon_refusal's limit check was): whether this
-    # use is its last is known here, so the UPDATE needs no CASE (which costs the hot path to compile).
+    # use is its last is known here, so the UPDATE needs no CASE.
     if coupon.max_redemptions is not None and coupon.max_redemptions <= coupon.times_redeemed + 1:
-        counted["status"] = CouponStatus.REDEEMED
-    Coupon.objects.filter(pk=coupon.pk).update(**counted)
-    redemption = Redemption.objects.create(
+        coupon.status = CouponStatus.REDEEMED
+    _COUNT_USE.run(coupon.pk, updated_at=now, status=coupon.status)
+    redemption = _INSERT_REDEMPTION.save(Redemption(
         coupon=coupon, order_id=order_id, order_value=order.value, currency=order.currency,
         discount_amount=discount.amount, free_shipping=discount.free_shipping, merchant_id=coupon.offer.merchant_id,
         distributor_id=owner.distributor_id, location=location, member=member, redeemed_at=now,
-    )  # fmt: skip
+    ))  # fmt: skip
     coupon.times_redeemed += 1
+    coupon.updated_at = now
     events.record_coupon_event("coupon.redeemed", coupon, redemption=_redemption_data(redemption, location))
     return redemption, True
 

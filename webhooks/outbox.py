@@ -10,6 +10,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from coupons.prepared import PreparedInsert
 from webhooks.formats import FORMATS
 from webhooks.models import Delivery, Event, Subscription
 
@@ -121,10 +122,13 @@ def subscriptions_matching(*, event_type: str, offer) -> list[Subscription]:
     return list(Subscription.objects.filter(id__in=ids).only("id").order_by("id")) if ids else []
 
 
+_INSERT_EVENT = PreparedInsert(Event)  # every redemption records one
+
+
 def event_record(*, event_type: str, offer, data: dict) -> Event:
     """Write the event and one pending delivery per matching subscription, then ring the doorbell on commit."""
     now = timezone.now()
-    event = Event.objects.create(type=event_type, offer=offer, data=data, created_at=now)
+    event = _INSERT_EVENT.save(Event(type=event_type, offer=offer, data=data, created_at=now))
     candidates = [route for route in route_cache.routes() if route.wants(event_type, offer)]
     if not candidates:
         return event

@@ -340,6 +340,7 @@ class CodeValidateApi(ApiView):
 
 class CodeRedeemApi(ApiView):
     required_scope = "redeem"
+    service_is_atomic = True
     counts_unknown_codes = True
 
     @extend_schema(

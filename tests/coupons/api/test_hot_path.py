@@ -60,3 +60,27 @@ def test_a_repeated_redemption_answers_the_first_use_in_full(api, offer) -> None
     replay = redeem(api, coupon.code)
     assert replay.status_code == 200
     assert replay.json() == created
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_plain_redemption_is_one_transaction_without_savepoints(api, offer, subscribed) -> None:
+    first, second = factories.CouponFactory(offer=offer), factories.CouponFactory(offer=offer)
+    assert redeem(api, first.code, "warm-up").status_code == 201
+    with CaptureQueriesContext(connection) as captured:
+        assert redeem(api, second.code).status_code == 201
+    control = [
+        q["sql"].split()[0].upper() for q in captured.captured_queries if TRANSACTION_CONTROL.match(q["sql"])
+    ]
+    assert "SAVEPOINT" not in control and "RELEASE" not in control, control
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dry_run_redemption_still_leaves_nothing(api, offer, subscribed) -> None:
+    coupon = factories.CouponFactory(offer=offer)
+    body = {"code": coupon.code, "order_id": "dry", "order_value": "50.00", "currency": "AUD"}
+    response = api.post(
+        "/api/v1/codes/redeem", json.dumps(body), content_type="application/json", HTTP_X_DRY_RUN="1"
+    )
+    assert response.status_code == 201 and response["X-Dry-Run"] == "true"
+    coupon.refresh_from_db()
+    assert coupon.times_redeemed == 0 and not coupon.redemptions.exists()
