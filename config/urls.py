@@ -8,14 +8,15 @@ from config import health
 from coupons.admin_reports import reports_overview
 
 urlpatterns = [
+    # The API first: routes are tried in order and its calls are the most frequent by far.
+    path("api/v1/", include("coupons.api.urls")),
+    path("api/v1/webhooks/", include("webhooks.api_urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     # Before admin/: the admin's catch-all would answer this path otherwise.
     path("admin/reports/", admin.site.admin_view(reports_overview), name="admin_reports"),
     path("admin/", admin.site.urls),
     path("c/", include("coupons.public.urls")),
-    path("api/v1/webhooks/", include("webhooks.api_urls")),
-    path("api/v1/", include("coupons.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -5,6 +5,12 @@ from django.urls import path
 from coupons.api import views
 
 urlpatterns = [
+    # The point-of-sale calls first: routes are tried in order, and these run hundreds of times a second.
+    # The fixed code actions come before /codes/{code}, which would otherwise take them for codes.
+    path("codes/redeem", views.CodeRedeemApi.as_view(), name="code-redeem"),
+    path("codes/validate", views.CodeValidateApi.as_view(), name="code-validate"),
+    path("codes/<str:code>", views.CodeApi.as_view(), name="code"),
+    path("codes/<str:code>/view", views.CodeViewApi.as_view(), name="code-view"),
     path("offers/", views.OffersApi.as_view(), name="offers"),
     path("offers/<int:offer_id>/", views.OfferApi.as_view(), name="offer"),
     path("offers/<int:offer_id>/stats/", views.OfferStatsApi.as_view(), name="offer-stats"),
@@ -17,11 +23,6 @@ urlpatterns = [
     path(
         "customer_engagement/coupon", views.CustomerEngagementCouponApi.as_view(), name="customer-engagement"
     ),
-    # The fixed code actions come before /codes/{code}, which would otherwise take them for codes.
-    path("codes/validate", views.CodeValidateApi.as_view(), name="code-validate"),
-    path("codes/redeem", views.CodeRedeemApi.as_view(), name="code-redeem"),
-    path("codes/<str:code>", views.CodeApi.as_view(), name="code"),
-    path("codes/<str:code>/view", views.CodeViewApi.as_view(), name="code-view"),
     path("redemptions/<int:redemption_id>/", views.RedemptionApi.as_view(), name="redemption"),
     path(
         "redemptions/<int:redemption_id>/rollback",
