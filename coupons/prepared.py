@@ -22,21 +22,34 @@ class _Stand:
     number = -7_340_000_000_000_001
 
 
-class PreparedLookup:
+class _Prepared:
+    """A statement built on its first use for each database, then kept for the life of the process."""
+
+    def __init__(self) -> None:
+        self._compiled: dict[tuple[str, str], tuple] = {}
+
+    def _compiled_for(self, connection) -> tuple:
+        key = (connection.alias, connection.vendor)
+        if key not in self._compiled:
+            self._compiled[key] = self._compile(connection)
+        return self._compiled[key]
+
+    def _compile(self, connection) -> tuple:
+        raise NotImplementedError
+
+
+class PreparedLookup(_Prepared):
     def __init__(
         self, build: Callable[..., QuerySet], *, texts: tuple[str, ...] = (), numbers: tuple[str, ...] = ()
     ):
         """`build(**values)` returns the queryset; `texts` and `numbers` name its values by kind."""
+        super().__init__()
         self._build = build
         self._texts, self._numbers = texts, numbers
-        self._compiled: dict[tuple[str, str], tuple] = {}
 
     def first(self, **values) -> Model | None:
         connection = connections[DEFAULT_DB_ALIAS]
-        key = (connection.alias, connection.vendor)
-        compiled = self._compiled.get(key)
-        if compiled is None:
-            compiled = self._compiled[key] = self._compile(connection)
+        compiled = self._compiled_for(connection)
         sql, params, positions, for_update, compiler, converters, model, init_list, start, end, populators = (
             compiled
         )
@@ -92,20 +105,17 @@ class PreparedLookup:
         )
 
 
-class PreparedInsert:
+class PreparedInsert(_Prepared):
     """`obj.save()` of a new instance of `model`, without signals, for a hot path."""
 
     def __init__(self, model: type[Model]):
+        super().__init__()
         self._model = model
-        self._compiled: dict[tuple[str, str], tuple] = {}
 
     def save(self, obj: Model) -> Model:
         """Insert `obj` (its pk unset) in the current transaction and set its pk, as save() does."""
         connection = connections[DEFAULT_DB_ALIAS]
-        key = (connection.alias, connection.vendor)
-        compiled = self._compiled.get(key)
-        if compiled is None:
-            compiled = self._compiled[key] = self._compile(connection)
+        compiled = self._compiled_for(connection)
         sql, fields, returning = compiled
         params = [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
         with connection.cursor() as cursor:
@@ -132,20 +142,17 @@ class PreparedInsert:
         return sql, fields, returning
 
 
-class PreparedRowUpdate:
+class PreparedRowUpdate(_Prepared):
     """`model.objects.filter(pk=pk).update(n=F("n") + 1, field=value, ...)` for a hot path, its SQL built once."""
 
     def __init__(self, model: type[Model], *, increment: tuple[str, ...] = (), assign: tuple[str, ...] = ()):
+        super().__init__()
         self._model, self._increment, self._assign = model, increment, assign
-        self._compiled: dict[tuple[str, str], tuple] = {}
 
     def run(self, pk, **values) -> int:
         """Add one to each `increment` column and set each `assign` field of row `pk`; returns rows changed."""
         connection = connections[DEFAULT_DB_ALIAS]
-        key = (connection.alias, connection.vendor)
-        compiled = self._compiled.get(key)
-        if compiled is None:
-            compiled = self._compiled[key] = self._compile(connection)
+        compiled = self._compiled_for(connection)
         sql, assigned = compiled
         params = [field.get_db_prep_save(values[field.name], connection) for field in assigned]
         params.append(self._model._meta.pk.get_db_prep_value(pk, connection))
