@@ -24,7 +24,7 @@ class ApiView(GenericAPIView):
     write_methods: frozenset[str] = WRITE_METHODS
     dry_run = False
     idempotency_record = None
-    service_is_atomic = False  # True: the view writes through one atomic service call and nothing else
+    service_is_atomic = False  # True: the view's only database work is one service call, atomic or read-only
 
     @property
     def owner(self) -> Owner:

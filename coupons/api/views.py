@@ -315,6 +315,7 @@ class CodeApi(ApiView):
 
 class CodeValidateApi(ApiView):
     required_scope = ("validate", "redeem")
+    service_is_atomic = True  # it only reads
     counts_unknown_codes = True
 
     @extend_schema(

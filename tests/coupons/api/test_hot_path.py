@@ -84,3 +84,15 @@ def test_a_dry_run_redemption_still_leaves_nothing(api, offer, subscribed) -> No
     assert response.status_code == 201 and response["X-Dry-Run"] == "true"
     coupon.refresh_from_db()
     assert coupon.times_redeemed == 0 and not coupon.redemptions.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_validation_reads_without_opening_a_transaction(api, offer) -> None:
+    first, second = factories.CouponFactory(offer=offer), factories.CouponFactory(offer=offer)
+    body = {"order_value": "50.00", "currency": "AUD"}
+    assert api.post("/api/v1/codes/validate", {**body, "code": first.code}, format="json").status_code == 200
+    with CaptureQueriesContext(connection) as captured:
+        response = api.post("/api/v1/codes/validate", {**body, "code": second.code}, format="json")
+    assert response.status_code == 200 and response.json()["valid"] is True
+    assert [q["sql"] for q in captured.captured_queries if TRANSACTION_CONTROL.match(q["sql"])] == []
+    assert len(captured.captured_queries) == 1  # the code with its offer, site and member
