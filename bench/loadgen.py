@@ -79,18 +79,31 @@ class Connection:
         if not status_line:
             raise ConnectionError("closed")
         status = int(status_line.split(b" ", 2)[1])
-        length, keep_alive = 0, True
+        length, keep_alive, chunked = 0, True, False
         while (line := await self.reader.readuntil(b"\r\n")) != b"\r\n":
             name, _, value = line.partition(b":")
-            name = name.strip().lower()
+            name, value = name.strip().lower(), value.strip().lower()
             if name == b"content-length":
                 length = int(value)
-            elif name == b"connection" and value.strip().lower() == b"close":
+            elif name == b"connection" and value == b"close":
                 keep_alive = False
-        await self.reader.readexactly(length)
+            elif name == b"transfer-encoding" and value == b"chunked":
+                chunked = True
+        if chunked:
+            await self._skip_chunks()
+        else:
+            await self.reader.readexactly(length)
         if not keep_alive:
             self.close()
         return status
+
+    async def _skip_chunks(self) -> None:
+        """A body without Content-Length (a keep-alive threaded worker sends such): size lines, then data."""
+        assert self.reader is not None
+        while size := int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16):
+            await self.reader.readexactly(size + 2)
+        while await self.reader.readuntil(b"\r\n") != b"\r\n":
+            pass  # trailers
 
     def close(self) -> None:
         if self.writer is not None:
