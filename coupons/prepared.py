@@ -28,13 +28,13 @@ class _Prepared:
     def __init__(self) -> None:
         self._compiled: dict[tuple[str, str], tuple] = {}
 
-    def _compiled_for(self, connection) -> tuple:
+    def _compiled_for(self, connection) -> tuple | None:
         key = (connection.alias, connection.vendor)
         if key not in self._compiled:
             self._compiled[key] = self._compile(connection)
         return self._compiled[key]
 
-    def _compile(self, connection) -> tuple:
+    def _compile(self, connection) -> tuple | None:
         raise NotImplementedError
 
 
@@ -116,6 +116,9 @@ class PreparedInsert(_Prepared):
         """Insert `obj` (its pk unset) in the current transaction and set its pk, as save() does."""
         connection = connections[DEFAULT_DB_ALIAS]
         compiled = self._compiled_for(connection)
+        if compiled is None:
+            obj.save(force_insert=True, using=connection.alias)
+            return obj
         sql, fields, returning = compiled
         params = [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
         with connection.cursor() as cursor:
@@ -125,12 +128,12 @@ class PreparedInsert(_Prepared):
         obj._state.adding, obj._state.db = False, connection.alias
         return obj
 
-    def _compile(self, connection) -> tuple:
+    def _compile(self, connection) -> tuple | None:
         meta = self._model._meta
         returning = meta.pk
         fields = [field for field in meta.local_concrete_fields if field is not returning]
         if not returning.db_returning or not connection.features.can_return_columns_from_insert:
-            raise NotImplementedError(f"{meta.label}: the database cannot return the new row's key.")
+            return None  # an SQLite before 3.35: save() finds the new key its own way
         if any(hasattr(field, "get_placeholder") or field.generated for field in fields):
             raise NotImplementedError(f"{meta.label}: a field needs SQL of its own; use save().")
         quote = connection.ops.quote_name

@@ -3,7 +3,7 @@
 from decimal import Decimal
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.transaction import TransactionManagementError
 
 from coupons.models import Coupon, CouponStatus, Redemption
@@ -73,3 +73,14 @@ def test_a_prepared_row_update_counts_in_sql_and_sets_the_fields_of_that_row_onl
     assert (first.times_redeemed, first.status) == (6, CouponStatus.REDEEMED)
     assert (second.times_redeemed, second.status) == (0, status_before)
     assert update.run(10**12, status=CouponStatus.REDEEMED) == 0
+
+
+def test_a_database_that_cannot_return_the_new_key_gets_a_plain_save(offer, monkeypatch) -> None:
+    coupon = factories.CouponFactory(offer=offer)
+    monkeypatch.setattr(connection.features, "can_return_columns_from_insert", False)
+    redemption = PreparedInsert(Redemption).save(
+        Redemption(coupon=coupon, order_id="old-sqlite", order_value=Decimal("5.00"), currency="AUD",
+                   merchant_id=offer.merchant_id)
+    )  # fmt: skip
+    assert redemption.pk is not None
+    assert Redemption.objects.get(pk=redemption.pk).order_id == "old-sqlite"
