@@ -1,10 +1,11 @@
-"""Statements of the hot paths built once per process: the ORM builds their SQL on the first call only.
+"""Statements of the hot paths built once per process, on their first call, instead of on every call.
 
-Compiling a SELECT (joins, column lists, lookups) or an INSERT costs the web worker more CPU than running
-it. A PreparedLookup builds its queryset once with stand-in values, keeps the SQL and the row-to-object
-plan, then runs that SQL with each call's values and builds the objects as QuerySet does (select_related
-included). The queryset must take each value once, as a parameter, and yield at most one row. A
-PreparedInsert writes a new model instance as `save()` would, with its INSERT built once.
+Compiling a SELECT (joins, column lists, lookups) or an INSERT through the ORM costs the web worker more CPU
+than running it. A PreparedLookup builds its queryset once with stand-in values, keeps the SQL and the
+row-to-object plan, then runs that SQL with each call's values and builds the objects as QuerySet does
+(select_related included). The queryset must take each value once, as a parameter, and yield at most one
+row. A PreparedInsert and a PreparedRowUpdate write one row as `save()` and `update(n=F("n") + 1)` would,
+with SQL made from the model's fields.
 """
 
 from collections.abc import Callable
