@@ -76,6 +76,8 @@ def test_a_prepared_row_update_counts_in_sql_and_sets_the_fields_of_that_row_onl
 
 
 def test_a_database_that_cannot_return_the_new_key_gets_a_plain_save(offer, monkeypatch) -> None:
+    if connection.vendor != "sqlite":
+        pytest.skip("only an SQLite before 3.35 lacks INSERT ... RETURNING (the SQLite pass runs this)")
     coupon = factories.CouponFactory(offer=offer)
     monkeypatch.setattr(connection.features, "can_return_columns_from_insert", False)
     redemption = PreparedInsert(Redemption).save(
