@@ -111,4 +111,9 @@ class HealthCheckMiddleware:
 
     def __call__(self, request: HttpRequest):
         view = self.VIEWS.get(request.path_info)
-        return view(request) if view is not None else self.get_response(request)
+        if view is None:
+            return self.get_response(request)
+        response = view(request)
+        # CommonMiddleware, which sets it for other pages, never sees these: keep-alive clients need it.
+        response["Content-Length"] = str(len(response.content))
+        return response

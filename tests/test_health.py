@@ -33,6 +33,7 @@ def test_healthz_answers_without_touching_the_database() -> None:
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
     assert "no-cache" in response["Cache-Control"]
+    assert response["Content-Length"] == str(len(response.content))
 
 
 def test_probes_answer_whatever_host_the_load_balancer_sends() -> None:
