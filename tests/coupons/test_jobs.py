@@ -1,12 +1,11 @@
 """Background generation jobs: chunks, progress, exactly N codes after a crash, Multiple, the code-space guard."""
 
-import threading
 from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection, transaction
+from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 from django_q.conf import Conf
@@ -16,6 +15,7 @@ from coupons import events, jobs, services
 from coupons.errors import ApplicationError
 from coupons.models import Coupon, Job
 from tests import factories
+from tests.concurrency import all_at_once
 from webhooks.models import Event
 
 CHUNK = 700
@@ -194,19 +194,7 @@ def test_a_job_is_enqueued_on_the_bulk_cluster_only_once_it_commits(
 @pytest.mark.django_db(transaction=True)
 def test_two_runners_share_one_job_and_never_make_a_chunk_twice(offer, small_chunks):
     job = jobs.job_generate_start(offer=offer, count=7 * CHUNK, enqueue=False)
-
-    def runner():
-        try:
-            jobs.job_run(job_id=job.id)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=runner) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-
+    all_at_once(lambda _: jobs.job_run(job_id=job.id), 2)
     job.refresh_from_db()
     assert (job.state, job.done) == (Job.State.SUCCEEDED, 7 * CHUNK)
     assert list(job.chunks.values_list("made", flat=True)) == [CHUNK] * 7

@@ -1,35 +1,15 @@
 """Concurrency guarantees with real threads, each on its own database connection."""
 
-from concurrent.futures import ThreadPoolExecutor
-from threading import Barrier
-
 import pytest
-from django.db import connection
 
 from coupons import services
 from coupons.errors import ApplicationError
 from coupons.models import Coupon, Redemption
+from tests.concurrency import all_at_once
 from tests.factories import CouponFactory, MemberFactory, OfferFactory, SiteFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 THREADS = 30
-
-
-def all_at_once(action, count: int = THREADS) -> list:
-    """Run `action(i)` in `count` threads released together; return each result or raised error."""
-    barrier = Barrier(count)
-
-    def run(i):
-        try:
-            barrier.wait()
-            return action(i)
-        except ApplicationError as error:
-            return error
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(count) as pool:
-        return list(pool.map(run, range(count)))
 
 
 def redeem(code: str, order_id: str, member_id: int | None = None):
@@ -48,7 +28,7 @@ def successes(results) -> list:
 
 def test_thirty_concurrent_redemptions_of_a_single_use_code_give_exactly_one_success(race_offer):
     coupon = CouponFactory(offer=race_offer)
-    results = all_at_once(lambda i: redeem(coupon.code, f"order-{i}"))
+    results = all_at_once(lambda i: redeem(coupon.code, f"order-{i}"), THREADS)
     assert len(successes(results)) == 1
     assert {r.code for r in results if isinstance(r, ApplicationError)} == {"already_redeemed"}
     assert Coupon.objects.get(pk=coupon.pk).times_redeemed == 1 and Redemption.objects.count() == 1
@@ -56,20 +36,20 @@ def test_thirty_concurrent_redemptions_of_a_single_use_code_give_exactly_one_suc
 
 def test_thirty_concurrent_redemptions_of_a_five_use_code_give_exactly_five(race_offer):
     coupon = CouponFactory(offer=race_offer, max_redemptions=5)
-    results = all_at_once(lambda i: redeem(coupon.code, f"order-{i}"))
+    results = all_at_once(lambda i: redeem(coupon.code, f"order-{i}"), THREADS)
     assert len(successes(results)) == 5
     assert Coupon.objects.get(pk=coupon.pk).times_redeemed == 5 and Redemption.objects.count() == 5
 
 
 def test_thirty_concurrent_redemptions_for_one_order_make_one_use(race_offer):
     coupon = CouponFactory(offer=race_offer, max_redemptions=None)
-    results = all_at_once(lambda i: redeem(coupon.code, "same-order"))
+    results = all_at_once(lambda i: redeem(coupon.code, "same-order"), THREADS)
     assert len(successes(results)) == 1 and len({r[0].pk for r in results}) == 1
     assert Coupon.objects.get(pk=coupon.pk).times_redeemed == 1
 
 
 def test_thirty_concurrent_issues_for_one_identifier_give_one_coupon(race_offer):
-    results = all_at_once(lambda i: services.coupon_issue(offer=race_offer, identifier="cust-1"))
+    results = all_at_once(lambda i: services.coupon_issue(offer=race_offer, identifier="cust-1"), THREADS)
     assert len({coupon.pk for coupon, _ in results}) == 1
     assert sum(created for _, created in results) == 1
     assert Coupon.objects.filter(offer=race_offer).count() == 1
@@ -80,7 +60,7 @@ def test_the_per_member_limit_holds_under_concurrency(race_offer):
     race_offer.save()
     member = MemberFactory()
     coupons = [CouponFactory(offer=race_offer) for _ in range(THREADS)]
-    results = all_at_once(lambda i: redeem(coupons[i].code, f"order-{i}", member_id=member.id))
+    results = all_at_once(lambda i: redeem(coupons[i].code, f"order-{i}", member_id=member.id), THREADS)
     assert len(successes(results)) == 2
     assert {r.code for r in results if isinstance(r, ApplicationError)} == {"member_limit_reached"}
     assert Redemption.objects.filter(member=member).count() == 2

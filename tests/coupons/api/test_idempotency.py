@@ -1,10 +1,8 @@
 """Idempotency-Key: the first answer replayed for the same key and body, 422 for another body, per API key."""
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
@@ -14,6 +12,7 @@ from coupons.models import ApiKey, Coupon, IdempotencyRecord, Merchant
 from coupons.services import api_key_create
 from coupons.tasks import idempotency_records_purge_task
 from tests import factories
+from tests.concurrency import all_at_once
 from tests.coupons.api.conftest import assert_error, client_for
 
 
@@ -113,20 +112,7 @@ def test_concurrent_requests_with_one_key_run_once(is_postgres):
     merchant = Merchant.objects.create(name="Concurrent")
     offer = factories.OfferFactory(site=factories.SiteFactory(merchant=merchant))
     _, token = api_key_create(merchant=merchant, scopes=list(ApiKey.SCOPES))
-    barrier, answers = threading.Barrier(6), []
-
-    def request() -> None:
-        try:
-            barrier.wait()
-            answers.append(create_codes(client_for(token), offer, "race", count=3))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=request) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    answers = all_at_once(lambda _: create_codes(client_for(token), offer, "race", count=3), 6)
     assert len(answers) == 6 and {a.status_code for a in answers} == {201}
     assert all(a.json() == answers[0].json() for a in answers)
     assert sum(1 for a in answers if "Idempotent-Replayed" not in a) == 1
