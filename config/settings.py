@@ -195,7 +195,18 @@ CSV_IMPORT_INLINE_MAX_ROWS = env.int("CSV_IMPORT_INLINE_MAX_ROWS", default=20000
 WEBHOOKS_ALLOW_PRIVATE_URLS = env.bool("WEBHOOKS_ALLOW_PRIVATE_URLS", default=DEBUG)
 WEBHOOKS_RETENTION_DAYS = env.int("WEBHOOKS_RETENTION_DAYS", default=30)
 WEBHOOKS_USER_AGENT = "CouponHub-Webhooks/1.0"
-WEBHOOKS_SEND_CONCURRENCY = env.int("WEBHOOKS_SEND_CONCURRENCY", default=16)
+# Requests a dispatcher has in flight at once, across all subscriptions, and to one subscription.
+WEBHOOKS_SEND_CONCURRENCY = env.int("WEBHOOKS_SEND_CONCURRENCY", default=64)
+WEBHOOKS_MAX_IN_FLIGHT_PER_SUBSCRIPTION = env.int("WEBHOOKS_MAX_IN_FLIGHT_PER_SUBSCRIPTION", default=4)
+# Failed attempts in a row that pause a subscription (circuit breaker) until a probe succeeds.
+WEBHOOKS_CIRCUIT_FAILURES = env.int("WEBHOOKS_CIRCUIT_FAILURES", default=10)
+# Dispatchers sending at once across every cluster; each lives for a run and hands over to the next.
+WEBHOOKS_DISPATCHERS = env.int("WEBHOOKS_DISPATCHERS", default=1)
+WEBHOOKS_DISPATCHER_RUN_SECONDS = env.float("WEBHOOKS_DISPATCHER_RUN_SECONDS", default=50.0)
+# A dispatcher's lease on its slot and its subscriptions: a killed one is replaced after this.
+WEBHOOKS_LEASE_SECONDS = env.float("WEBHOOKS_LEASE_SECONDS", default=10.0)
+# How often a dispatcher on SQLite looks for new deliveries (PostgreSQL tells it on commit instead).
+WEBHOOKS_POLL_SECONDS = env.float("WEBHOOKS_POLL_SECONDS", default=0.05)
 # Seconds to connect, and for the whole request (connect, send, answer) before it counts as timed out.
 WEBHOOKS_CONNECT_TIMEOUT = env.float("WEBHOOKS_CONNECT_TIMEOUT", default=5.0)
 WEBHOOKS_TOTAL_TIMEOUT = env.float("WEBHOOKS_TOTAL_TIMEOUT", default=15.0)

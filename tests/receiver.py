@@ -1,64 +1,85 @@
 """A webhook receiver process on 127.0.0.1 that logs each request's receipt time and webhook-id.
 
-python -m tests.receiver --port 8765 --log received.tsv [--delay 0.5] [--status 200]
+python -m tests.receiver --port 8765 --log received.tsv [--delay 0.5] [--status 200] [--retry-after 1]
+
+It runs on asyncio with a minimal HTTP/1.1 keep-alive parser, so it costs the machine it shares with the
+sender little: a benchmark measures the sender, not the receiver. `--delay` longer than the sender's
+deadline makes a receiver that hangs; `--fail-first N` answers `--fail-status` to the first N requests of
+each webhook-id (then `--status`), which is how retries are timed.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections import Counter
 from pathlib import Path
 from typing import IO
 
 
-class ReceiverServer(ThreadingHTTPServer):
-    daemon_threads = True
-    # The sender opens up to WEBHOOKS_SEND_CONCURRENCY connections per worker at once.
-    request_queue_size = 256
-
-    def __init__(self, port: int, log: IO[str], delay: float, status: int) -> None:
-        super().__init__(("127.0.0.1", port), Handler)
+class Receiver:
+    def __init__(self, log: IO[str], options: argparse.Namespace) -> None:
         self.log = log
-        self.log_lock = threading.Lock()
-        self.delay = delay
-        self.status = status
+        self.delay = options.delay
+        self.status = options.status
+        self.fail_first = options.fail_first
+        self.fail_status = options.fail_status
+        self.retry_after = options.retry_after
+        self.seen: Counter[str] = Counter()
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                headers = _headers(head)
+                length = int(headers.get("content-length") or 0)
+                if length:
+                    await reader.readexactly(length)
+                if self.delay:
+                    await asyncio.sleep(self.delay)
+                message_id = headers.get("webhook-id", "")
+                # Logged before the answer: a sender killed while waiting still counts as delivered
+                # here, which is exactly the duplicate a receiver must dedupe on webhook-id.
+                self.log.write(f"{time.time():.6f}\t{message_id}\n")
+                self.log.flush()
+                writer.write(self._answer(message_id))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    def _answer(self, message_id: str) -> bytes:
+        self.seen[message_id] += 1
+        status, extra = self.status, ""
+        if self.seen[message_id] <= self.fail_first:
+            status = self.fail_status
+            if self.retry_after is not None:
+                extra = f"Retry-After: {self.retry_after}\r\n"
+        return (
+            f"HTTP/1.1 {status} X\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n{extra}\r\nok".encode()
+        )
 
 
-class Handler(BaseHTTPRequestHandler):
-    # Keep-alive, as the sender's connection pool expects.
-    protocol_version = "HTTP/1.1"
-    server: ReceiverServer
+def _headers(head: bytes) -> dict[str, str]:
+    headers = {}
+    for line in head.decode("latin-1").split("\r\n")[1:]:
+        name, _, value = line.partition(":")
+        if name:
+            headers[name.strip().lower()] = value.strip()
+    return headers
 
-    def do_POST(self) -> None:
-        self._receive()
 
-    def do_GET(self) -> None:
-        self._receive()
-
-    def _receive(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-        if self.server.delay:
-            time.sleep(self.server.delay)
-        # Logged before the answer: a sender killed while waiting still counts as delivered here,
-        # which is exactly the duplicate a receiver must dedupe on webhook-id.
-        line = f"{time.time():.6f}\t{self.headers.get('webhook-id', '')}\n"
-        with self.server.log_lock:
-            self.server.log.write(line)
-            self.server.log.flush()
-        body = b"ok"
-        self.send_response(self.server.status)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass  # one line per request in the log file is all the tests read
+async def _main(options: argparse.Namespace) -> None:
+    with open(options.log, "a", encoding="utf-8") as log:
+        receiver = Receiver(log, options)
+        server = await asyncio.start_server(receiver.serve, "127.0.0.1", options.port, backlog=256)
+        print(f"receiver listening on 127.0.0.1:{options.port}", file=sys.stderr, flush=True)
+        async with server:
+            await server.serve_forever()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,16 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log", type=Path, required=True)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds to wait before answering")
     parser.add_argument("--status", type=int, default=200)
+    parser.add_argument("--fail-first", type=int, default=0, help="answer --fail-status this often per webhook-id")
+    parser.add_argument("--fail-status", type=int, default=503)
+    parser.add_argument("--retry-after", default=None, help="Retry-After header sent with --fail-status")
     options = parser.parse_args(argv)
-    with open(options.log, "a", encoding="utf-8") as log:
-        server = ReceiverServer(options.port, log, options.delay, options.status)
-        print(f"receiver listening on 127.0.0.1:{options.port}", file=sys.stderr, flush=True)
-        try:
-            server.serve_forever(poll_interval=0.1)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            server.server_close()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_main(options))
     return 0
 
 

@@ -11,7 +11,10 @@ class WebhooksConfig(AppConfig):
 
     def ready(self) -> None:
         from webhooks.models import Subscription
-        from webhooks.outbox import routes_forget
+        from webhooks.retries import retention_check
+        from webhooks.routing import routes_forget
+
+        retention_check()
 
         # Not a business side effect: whatever path changes a subscription (service, admin, shell),
         # this process must stop routing events with its cached copy of the old one.

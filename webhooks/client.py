@@ -1,20 +1,27 @@
-"""The HTTP client deliveries go out with: a pooled session per thread, guarded pinned addresses, a hard deadline."""
+"""The HTTP client deliveries go out with: asyncio (aiohttp), guarded pinned addresses, one deadline for all.
 
-import contextlib
+One event loop in its own thread sends every request of a dispatcher. The whole request, from the DNS
+look-up through connect, TLS, sending and reading the answer, runs under one `asyncio.timeout`, so a
+receiver that trickles its TLS handshake or its answer a byte at a time is cut at the deadline.
+"""
+
+import asyncio
 import ipaddress
-import re
+import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
 
-import requests
-from requests_hardened.ip_filter import InvalidIPAddress
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
 
 from webhooks.formats import Rendered
-from webhooks.urls_guard import GuardedAdapter, address_refusal, private_urls_allowed
+from webhooks.urls_guard import address_refusal, private_urls_allowed
 
 EXCERPT_BYTES = 1024
 # A longer answer is not read to its end: the connection is dropped instead of kept alive.
@@ -37,133 +44,78 @@ class HttpResult:
     def duration_ms(self) -> int:
         return max(int((self.finished - self.started) * 1000), 0)
 
-
-# --- the whole-request deadline ------------------------------------------------------------------
-# Connect and read timeouts bound each socket operation, so a receiver that trickles its answer a
-# byte at a time could hold a sender for ever. The deadline shuts the socket down when the whole
-# request has taken too long, which ends whatever read is waiting on it.
-
-_current = threading.local()
+    @property
+    def succeeded(self) -> bool:
+        return not self.error and self.status_code is not None and 200 <= self.status_code < 300
 
 
-class Deadline:
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.expired = False
-        self._connection: HTTPConnection | None = None
-        self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
-
-    def __enter__(self) -> "Deadline":
-        _current.deadline = self
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._timer.cancel()
-        _current.deadline = None
-        with self._lock:
-            self._connection = None
-
-    def attach(self, connection: HTTPConnection) -> None:
-        with self._lock:
-            self._connection = connection
-            if self.expired:
-                self._cut()
-
-    def _expire(self) -> None:
-        with self._lock:
-            self.expired = True
-            self._cut()
-
-    def _cut(self) -> None:
-        sock = getattr(self._connection, "sock", None)
-        if sock is not None:
-            with contextlib.suppress(OSError):  # already closed: nothing left to cut
-                sock.shutdown(socket.SHUT_RDWR)
+class RefusedAddress(OSError):
+    """The receiver's host resolves to an address webhooks may not reach (SSRF guard)."""
 
 
-class _DeadlineAware:
-    """Connections that tell the sending thread's deadline which socket to cut."""
+class GuardedResolver(AbstractResolver):
+    """Resolves a host name and keeps only the addresses the platform may send to.
 
-    def connect(self) -> None:
-        super().connect()
-        self._attach_deadline()
+    aiohttp connects to exactly the addresses the resolver returns (TLS is still verified against the
+    name), so the address checked is the address used: DNS rebinding cannot swap in another one.
+    """
 
-    def request(self, *args, **kwargs):
-        self._attach_deadline()
-        return super().request(*args, **kwargs)
+    def __init__(self) -> None:
+        self._resolver = DefaultResolver()
 
-    def _attach_deadline(self) -> None:
-        deadline = getattr(_current, "deadline", None)
-        if deadline is not None:
-            deadline.attach(self)
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET):
+        found: list[ResolveResult] = await self._resolver.resolve(host, port, family)
+        allowed, refusals = [], []
+        for entry in found:
+            refusal = _refusal(entry["host"])
+            (refusals if refusal else allowed).append(refusal or entry)
+        if not allowed:
+            raise RefusedAddress(refusals[0] if refusals else f"{host} has no address")
+        return allowed
 
-
-class _HTTPConnection(_DeadlineAware, HTTPConnection):
-    pass
-
-
-class _HTTPSConnection(_DeadlineAware, HTTPSConnection):
-    pass
-
-
-class _HTTPPool(HTTPConnectionPool):
-    ConnectionCls = _HTTPConnection
+    async def close(self) -> None:
+        await self._resolver.close()
 
 
-class _HTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _HTTPSConnection
+def _refusal(host: str) -> str | None:
+    ip = ipaddress.ip_address(host.split("%")[0])
+    return address_refusal(ip, allow_private=private_urls_allowed())
 
 
-class DeliveryAdapter(GuardedAdapter):
-    def init_poolmanager(self, *args, **kwargs) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+def session_create(concurrency: int) -> aiohttp.ClientSession:
+    """A pooled session: keep-alive connections to receivers are reused across deliveries."""
+    connector = aiohttp.TCPConnector(
+        limit=max(concurrency, 1), limit_per_host=0, resolver=GuardedResolver(), ttl_dns_cache=10
+    )
+    # No proxy from the environment (it would connect around the address check); no cookies kept.
+    return aiohttp.ClientSession(
+        connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False
+    )
 
 
-# --- sessions and sending --------------------------------------------------------------------------
-
-_sessions = threading.local()
-
-
-def session() -> requests.Session:
-    """This thread's session: keep-alive connections to receivers are reused across deliveries."""
-    current = getattr(_sessions, "session", None)
-    if current is None:
-        current = requests.Session()
-        current.trust_env = False  # a proxy from the environment would connect around the address check
-        current.mount("http://", DeliveryAdapter(https=False))
-        current.mount("https://", DeliveryAdapter(https=True))
-        _sessions.session = current
-    return current
-
-
-def send(request: Rendered, *, connect_timeout: float, total_timeout: float) -> HttpResult:
+async def send_async(
+    session: aiohttp.ClientSession, request: Rendered, *, connect_timeout: float, total_timeout: float
+) -> HttpResult:
     """Send one request; never raises: a failure comes back as the result's error."""
     started = time.monotonic()
-    status_code, excerpt, retry_after, location = None, "", None, None
-    deadline = Deadline(total_timeout)
+    status_code, excerpt, retry_after, location, error = None, "", None, None, ""
     try:
-        with deadline:
-            response = session().request(
+        async with asyncio.timeout(total_timeout):
+            _literal_address_check(request.url)
+            async with session.request(
                 request.method,
                 request.url,
                 headers=request.headers,
                 data=request.body or None,
-                timeout=(connect_timeout, total_timeout),
                 allow_redirects=False,
-                stream=True,
-            )
-            with response:
-                status_code = response.status_code
+                timeout=aiohttp.ClientTimeout(total=None, connect=connect_timeout),
+            ) as response:
+                status_code = response.status
                 retry_after = response.headers.get("Retry-After")
                 location = response.headers.get("Location")
-                excerpt = _read_excerpt(response)
-        error = f"Timed out: no complete answer within {total_timeout:g} s." if deadline.expired else ""
+                excerpt = await _read_excerpt(response)
     except Exception as exc:  # noqa: BLE001 - every failure is an outcome to record, never a crash
-        error = _describe(exc, deadline, connect_timeout)
+        error = describe(exc, connect_timeout=connect_timeout, total_timeout=total_timeout)
     return HttpResult(
         started=started,
         finished=time.monotonic(),
@@ -175,45 +127,92 @@ def send(request: Rendered, *, connect_timeout: float, total_timeout: float) -> 
     )
 
 
-def _read_excerpt(response: requests.Response) -> str:
+def _literal_address_check(url: str) -> None:
+    # aiohttp connects to an IP literal without asking the resolver: check it here.
+    host = urlsplit(url).hostname or ""
+    try:
+        ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return
+    refusal = _refusal(host)
+    if refusal:
+        raise RefusedAddress(refusal)
+
+
+async def _read_excerpt(response: aiohttp.ClientResponse) -> str:
     head = b""
     read = 0
-    for chunk in response.iter_content(8192):
+    while read <= DRAIN_BYTES:
+        chunk = await response.content.read(8192)
+        if not chunk:
+            break
         if len(head) < EXCERPT_BYTES:
             head += chunk[: EXCERPT_BYTES - len(head)]
         read += len(chunk)
-        if read > DRAIN_BYTES:
-            break
+    else:
+        response.close()  # not worth reading on: drop the connection rather than reuse it
     return head.decode("utf-8", errors="replace")
 
 
-def _describe(error: Exception, deadline: Deadline, connect_timeout: float) -> str:
-    # The read timeout is the whole deadline too, so whichever fires first, the deadline has passed.
-    if deadline.expired or isinstance(error, requests.ReadTimeout):
-        return f"Timed out: no complete answer within {deadline.seconds:g} s."
-    if isinstance(error, InvalidIPAddress):
-        return f"Refused: {_refusal_reason(str(error))}."
-    if isinstance(error, requests.ConnectTimeout):
+def describe(error: BaseException, *, connect_timeout: float, total_timeout: float) -> str:
+    if isinstance(error, aiohttp.ConnectionTimeoutError):
         return f"Timed out connecting (after {connect_timeout:g} s)."
-    if isinstance(error, requests.ConnectionError):
-        return f"Connection failed: {_innermost(error)}"
-    if isinstance(error, requests.RequestException):
-        return f"Request failed: {_innermost(error)}"
+    if isinstance(error, TimeoutError):
+        return f"Timed out: no complete answer within {total_timeout:g} s."
+    refused = error if isinstance(error, RefusedAddress) else getattr(error, "os_error", None)
+    if isinstance(refused, RefusedAddress):
+        return f"Refused: {refused}."
+    if isinstance(error, aiohttp.ClientConnectorError):
+        reason = error.os_error
+        text = os.strerror(reason.errno) if reason.errno else (reason.strerror or str(reason))
+        return f"Connection failed: {error.host}:{error.port}: {text}"[:1000]
+    if isinstance(error, aiohttp.ClientError):
+        return f"Request failed: {type(error).__name__}: {error}"[:1000]
     return f"Unexpected error: {type(error).__name__}: {error}"[:1000]
 
 
-def _refusal_reason(text: str) -> str:
-    # requests-hardened's own filter names only the address; ours names the reason.
-    try:
-        ip = ipaddress.ip_address(text)
-    except ValueError:
-        return text
-    return address_refusal(ip, allow_private=private_urls_allowed()) or f"{ip} is not allowed"
+class Sender:
+    """An event loop in a thread of its own, sending whatever is submitted and reporting each result.
+
+    `on_result(job, result)` is called in the loop's thread as each request ends: results are never
+    held back for a slower request.
+    """
+
+    def __init__(self, *, concurrency: int, on_result: Callable[[Any, HttpResult], None]) -> None:
+        self._on_result = on_result
+        self._concurrency = concurrency
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="webhook-sender", daemon=True)
+        self._thread.start()
+        self._session = asyncio.run_coroutine_threadsafe(self._open(), self._loop).result(timeout=10)
+
+    async def _open(self) -> aiohttp.ClientSession:
+        return session_create(self._concurrency)
+
+    def submit(self, job: Any, request: Rendered, *, connect_timeout: float, total_timeout: float) -> None:
+        coroutine = self._send(job, request, connect_timeout, total_timeout)
+        self._loop.call_soon_threadsafe(self._loop.create_task, coroutine)
+
+    async def _send(self, job: Any, request: Rendered, connect_timeout: float, total_timeout: float) -> None:
+        result = await send_async(
+            self._session, request, connect_timeout=connect_timeout, total_timeout=total_timeout
+        )
+        self._on_result(job, result)
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._session.close(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
 
 
-def _innermost(error: Exception) -> str:
-    reason = error.args[0] if error.args else error
-    reason = getattr(reason, "reason", reason)
-    text = str(reason)
-    # Drop urllib3's "<urllib3.connection.HTTPConnection object at 0x...>: " prefixes.
-    return re.sub(r"<[^>]+>: ", "", text)[:1000]
+def send(request: Rendered, *, connect_timeout: float, total_timeout: float) -> HttpResult:
+    """Send one request from synchronous code, on a loop and session of its own."""
+
+    async def once() -> HttpResult:
+        async with session_create(1) as session:
+            return await send_async(
+                session, request, connect_timeout=connect_timeout, total_timeout=total_timeout
+            )
+
+    return asyncio.run(once())

@@ -55,6 +55,14 @@ class Subscription(models.Model):
     disabled_reason = models.CharField(max_length=500, blank=True, default="")
     disabled_at = models.DateTimeField(null=True, blank=True)
     failing_since = models.DateTimeField(null=True, blank=True)
+    # Circuit breaker: after WEBHOOKS_CIRCUIT_FAILURES failed attempts in a row the subscription is paused
+    # (its deliveries wait, none is dropped) and one probe goes out at circuit_probe_at; a success closes it.
+    consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
+    circuit_opened_at = models.DateTimeField(null=True, blank=True, editable=False)
+    circuit_probe_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The one dispatcher sending this subscription's deliveries, so its in-flight cap holds across clusters.
+    dispatch_token = models.UUIDField(null=True, blank=True, editable=False)
+    dispatch_until = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -70,6 +78,10 @@ class Subscription(models.Model):
         errors = subscription_errors(self)
         if errors:
             raise ValidationError(errors)
+
+    @property
+    def circuit_open(self) -> bool:
+        return self.circuit_opened_at is not None
 
     def signing_secrets(self, now=None) -> list[str]:
         """The current secret, plus the previous one while a rotation's grace period lasts."""
@@ -132,7 +144,8 @@ class Delivery(models.Model):
         verbose_name_plural = "deliveries"
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="delivery_due_idx"),
-            models.Index(fields=["subscription", "status"], name="delivery_sub_status_idx"),
+            # A subscription's due deliveries in order: the dispatcher's claim and look for work.
+            models.Index(fields=["subscription", "status", "next_attempt_at"], name="delivery_sub_due_idx"),
         ]
 
     def __str__(self) -> str:
@@ -172,3 +185,18 @@ class Attempt(models.Model):
     @property
     def succeeded(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300
+
+
+class Dispatcher(models.Model):
+    """A dispatcher's lease: at most WEBHOOKS_DISPATCHERS run at once, across every cluster."""
+
+    slot = models.PositiveSmallIntegerField(primary_key=True)
+    token = models.UUIDField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["slot"]
+
+    def __str__(self) -> str:
+        return f"Dispatcher slot {self.slot}"

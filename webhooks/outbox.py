@@ -1,132 +1,20 @@
 """Transactional outbox: services record events and their deliveries inside their own transaction."""
 
-import logging
-import threading
-import time
-from dataclasses import dataclass
-
-from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import Q
+from django.db import connection
 from django.utils import timezone
 
 from coupons.prepared import PreparedInsert
-from webhooks.formats import FORMATS
+from webhooks import doorbell
 from webhooks.models import Delivery, Event, Subscription
+from webhooks.routing import route_cache, subscription_ids_matching, subscriptions_matching
 
-logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Route:
-    """What the outbox needs to know of an active subscription to decide whether an event goes to it."""
-
-    id: int
-    events: frozenset[str]
-    merchant_id: int | None
-    distributor_id: int | None
-    site_id: int | None
-    offer_ids: frozenset[int]
-
-    def wants(self, event_type: str, offer) -> bool:
-        if event_type not in self.events:
-            return False
-        if offer is None:
-            # An event of no offer goes only to subscriptions that filter on nothing.
-            return (
-                self.merchant_id is None
-                and self.distributor_id is None
-                and self.site_id is None
-                and not self.offer_ids
-            )
-        return (
-            (self.merchant_id is None or self.merchant_id == offer.merchant_id)
-            and (self.site_id is None or self.site_id == offer.site_id)
-            and (not self.offer_ids or offer.id in self.offer_ids)
-        )
-
-
-class _RouteCache:
-    """The active subscriptions, read at most once every WEBHOOKS_ROUTE_CACHE_SECONDS per process.
-
-    Every redemption asks which subscriptions want it; reading them from the database each time would
-    cost queries on the hottest path. Saves in this process drop the cache at once; other processes see
-    a change within the cache period. Correctness does not depend on it: the chosen subscriptions are
-    checked again (still there, still active, distributor still authorised) in the insert's query.
-    """
-
-    def __init__(self) -> None:
-        self._routes: tuple[Route, ...] = ()
-        self._loaded_at: float | None = None
-        self._lock = threading.Lock()
-
-    def routes(self) -> tuple[Route, ...]:
-        loaded_at = self._loaded_at
-        if loaded_at is None or time.monotonic() - loaded_at > settings.WEBHOOKS_ROUTE_CACHE_SECONDS:
-            with self._lock:
-                self._routes, self._loaded_at = _routes_load(), time.monotonic()
-        return self._routes
-
-    def forget(self) -> None:
-        self._loaded_at = None
-
-
-def _routes_load() -> tuple[Route, ...]:
-    rows = list(
-        Subscription.objects.filter(active=True).values_list(
-            "id", "format", "events", "merchant_id", "distributor_id", "site_id"
-        )
-    )
-    offer_ids: dict[int, set[int]] = {}
-    through = Subscription.offers.through.objects.filter(subscription__active=True)
-    for subscription_id, offer_id in through.values_list("subscription_id", "offer_id"):
-        offer_ids.setdefault(subscription_id, set()).add(offer_id)
-    routes = []
-    for id_, format_name, events, merchant_id, distributor_id, site_id in rows:
-        format_class = FORMATS.get(format_name)
-        if format_class is None or not isinstance(events, list):
-            continue
-        # Only the events the subscriber chose and its format can render.
-        wanted = frozenset(e for e in events if isinstance(e, str)) & format_class.events
-        routes.append(
-            Route(id_, wanted, merchant_id, distributor_id, site_id, frozenset(offer_ids.get(id_, ())))
-        )
-    return tuple(routes)
-
-
-route_cache = _RouteCache()
-
-
-def routes_forget(**kwargs) -> None:
-    """Drop this process's cached subscriptions (connected to Subscription saves and deletes)."""
-    route_cache.forget()
-
-
-def subscription_ids_matching(*, event_type: str, offer) -> list[int]:
-    """Ids of the active subscriptions that want this event of this offer, as of now."""
-    candidates = [route for route in route_cache.routes() if route.wants(event_type, offer)]
-    if not candidates:
-        return []
-    # The cache may be a moment old: confirm the candidates still exist and are active, and that a
-    # distributor's subscription only gets offers the distributor is authorised for right now.
-    confirmed = Subscription.objects.filter(id__in=[route.id for route in candidates], active=True)
-    if any(route.distributor_id is not None for route in candidates):
-        confirmed = confirmed.filter(Q(distributor__isnull=True) | Q(distributor__offers=offer))
-    # One row per subscription: a distributor is authorised at most once per offer.
-    return list(confirmed.order_by("id").values_list("id", flat=True))
-
-
-def subscriptions_matching(*, event_type: str, offer) -> list[Subscription]:
-    """The same, as subscriptions with only their id loaded (for writers that build deliveries in bulk)."""
-    ids = subscription_ids_matching(event_type=event_type, offer=offer)
-    return list(Subscription.objects.filter(id__in=ids).only("id").order_by("id")) if ids else []
-
+__all__ = ["deliveries_add", "event_record", "message_id_for", "subscriptions_matching"]
 
 _INSERT_EVENT = PreparedInsert(Event)  # every redemption records one
 
 
 def event_record(*, event_type: str, offer, data: dict) -> Event:
-    """Write the event and one pending delivery per matching subscription, then ring the doorbell on commit."""
+    """Write the event and one pending delivery per matching subscription; the dispatcher wakes on commit."""
     now = timezone.now()
     event = _INSERT_EVENT.save(Event(type=event_type, offer=offer, data=data, created_at=now))
     candidates = [route for route in route_cache.routes() if route.wants(event_type, offer)]
@@ -137,7 +25,7 @@ def event_record(*, event_type: str, offer, data: dict) -> Event:
         if subscription_ids:
             deliveries_add(event, subscription_ids, now=now)
     elif _deliveries_insert_confirmed(event, [route.id for route in candidates], now):
-        kick_on_commit()
+        doorbell.dispatcher_ensure_on_commit()
     return event
 
 
@@ -145,14 +33,15 @@ def _deliveries_insert_confirmed(event: Event, subscription_ids: list[int], now)
     """deliveries_add for the subscriptions among these still there and active, in one INSERT ... SELECT.
 
     The same rows as subscription_ids_matching then deliveries_add (for subscriptions of no distributor),
-    with one query where those take two: this runs on every redemption.
+    with one statement where those take three: this runs on every redemption. On PostgreSQL the same
+    statement rings the doorbell (pg_notify, delivered only if the transaction commits).
     """
     quote = connection.ops.quote_name
     delivery, subscription = Delivery._meta, Subscription._meta
     columns = ("event_id", "subscription_id", "message_id", "status", "attempts", "next_attempt_at", "manual",
                "last_error", "created_at")  # fmt: skip
     when = connection.ops.adapt_datetimefield_value(now)
-    sql = (
+    insert = (
         f"INSERT INTO {quote(delivery.db_table)} ({', '.join(quote(c) for c in columns)})"
         f" SELECT %s, {quote('id')}, %s, %s, %s, %s, %s, %s, %s FROM {quote(subscription.db_table)}"
         f" WHERE {quote('active')} AND {quote('id')} IN ({', '.join(['%s'] * len(subscription_ids))})"
@@ -160,7 +49,14 @@ def _deliveries_insert_confirmed(event: Event, subscription_ids: list[int], now)
     )
     params = [event.pk, message_id_for(event), Delivery.Status.PENDING, 0, when, False, "", when]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *subscription_ids])
+        if doorbell.notifies():
+            cursor.execute(
+                f"WITH written AS ({insert} RETURNING 1), counted AS (SELECT count(*) AS n FROM written)"
+                f" SELECT n, CASE WHEN n > 0 THEN pg_notify('{doorbell.CHANNEL}', '')::text END FROM counted",
+                [*params, *subscription_ids],
+            )
+            return cursor.fetchone()[0]
+        cursor.execute(insert, [*params, *subscription_ids])
         return cursor.rowcount
 
 
@@ -170,7 +66,7 @@ def message_id_for(event: Event) -> str:
 
 
 def deliveries_add(event: Event, subscription_ids: list[int], *, now, manual: bool = False) -> list[Delivery]:
-    """Pending deliveries of an event, due now; the sender is asked to run once the transaction commits."""
+    """Pending deliveries of an event, due now; the dispatcher is rung for when the transaction commits."""
     deliveries = Delivery.objects.bulk_create(
         [
             Delivery(
@@ -184,19 +80,5 @@ def deliveries_add(event: Event, subscription_ids: list[int], *, now, manual: bo
             for subscription_id in subscription_ids
         ]
     )
-    kick_on_commit()
+    doorbell.ring()
     return deliveries
-
-
-def kick_on_commit() -> None:
-    """Ask for one send task after the current transaction commits (once per transaction)."""
-    pending = getattr(connection, "run_on_commit", None) or ()
-    if any(callback is _kick_sender for _, callback, _ in pending):
-        return
-    transaction.on_commit(_kick_sender)
-
-
-def _kick_sender() -> None:
-    from webhooks.tasks import deliveries_kick
-
-    deliveries_kick()

@@ -55,3 +55,21 @@ def retry_after_parse(value: str | None, *, now: datetime) -> timedelta | None:
     if moment.tzinfo is None:
         return None
     return max(moment - now, timedelta(0))
+
+
+# The longest a delivery can stay pending on the schedule: every delay at its jitter's upper bound.
+RETRY_SPAN = sum(RETRY_DELAYS, timedelta(0)) * (1 + JITTER)
+
+
+def retention_check() -> None:
+    """Refuse to start with a retention shorter than the retry schedule: the purge must not outrun retries."""
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
+
+    retention = timedelta(days=settings.WEBHOOKS_RETENTION_DAYS)
+    if retention <= RETRY_SPAN:
+        raise ImproperlyConfigured(
+            f"WEBHOOKS_RETENTION_DAYS={settings.WEBHOOKS_RETENTION_DAYS} is shorter than the retry schedule "
+            f"({RETRY_SPAN.total_seconds() / 3600:.0f} hours): deliveries still being retried would be "
+            f"purged. Set it to {RETRY_SPAN.days + 1} days or more."
+        )

@@ -5,16 +5,17 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from coupons import events as coupon_events
 from coupons.errors import ApplicationError
 from coupons.models import Coupon, Distributor, Member, Merchant, Offer, Site
 from coupons.selectors import Owner, offers_visible_to
-from webhooks import retries
+from webhooks import doorbell, retries
 from webhooks.formats import EVENT_TYPES, FORMATS
 from webhooks.models import Delivery, Event, Subscription, new_signing_secret
-from webhooks.outbox import deliveries_add, kick_on_commit
+from webhooks.outbox import deliveries_add
 from webhooks.validation import subscription_errors
 
 SUBSCRIPTION_FIELDS = {
@@ -213,7 +214,7 @@ def delivery_retry_now(*, delivery: Delivery, now: datetime | None = None) -> De
             claimed_until=None,
             claim_token=None,
         )
-        kick_on_commit()
+        doorbell.ring()
     delivery.refresh_from_db()
     return delivery
 
@@ -231,7 +232,7 @@ def delivery_replay(*, delivery: Delivery, now: datetime | None = None) -> Deliv
             created_at=now,
             manual=True,
         )
-        kick_on_commit()
+        doorbell.ring()
     return replay
 
 
@@ -252,7 +253,7 @@ def deliveries_recover_failed_since(
             claim_token=None,
         )
         if count:
-            kick_on_commit()
+            doorbell.ring()
     return count
 
 
@@ -285,17 +286,24 @@ def subscriptions_auto_disable(*, now: datetime | None = None) -> int:
 
 
 def deliveries_purge(*, now: datetime | None = None) -> int:
-    """Delete events older than WEBHOOKS_RETENTION_DAYS with their deliveries and attempts; returns events deleted."""
+    """Delete events older than WEBHOOKS_RETENTION_DAYS with their deliveries and attempts; returns events deleted.
+
+    An event with a delivery still pending is kept whatever its age (a subscription turned back on, a
+    paused receiver): its message has not been delivered or given up on yet.
+    """
     cutoff = (now or retries.clock()) - timedelta(days=settings.WEBHOOKS_RETENTION_DAYS)
+    pending = Delivery.objects.filter(event_id=OuterRef("pk"), status=Delivery.Status.PENDING)
     purged = 0
     while True:
         ids = list(
             Event.objects.filter(created_at__lt=cutoff)
+            .exclude(Exists(pending))
             .order_by("id")
             .values_list("id", flat=True)[:PURGE_BATCH]
         )
         if not ids:
             return purged
         with transaction.atomic():
-            Event.objects.filter(id__in=ids).delete()
+            # Checked again under the delete: a delivery replayed meanwhile keeps its event.
+            Event.objects.filter(id__in=ids).exclude(Exists(pending)).delete()
         purged += len(ids)

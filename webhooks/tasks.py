@@ -2,40 +2,25 @@
 
 import logging
 
-from django.core.cache import cache
-from django_q.tasks import async_task
-
 logger = logging.getLogger(__name__)
-
-# "A send task is queued": set by the first commit of a burst, cleared when the task starts, so a burst
-# of commits enqueues one task while a commit made after the task started still enqueues the next one.
-SEND_QUEUED_FLAG = "webhooks:send-task-queued"
-# A queued task the broker lost must not silence the doorbell for long (the minute sweep covers it).
-SEND_QUEUED_FLAG_SECONDS = 30
-
-
-def deliveries_kick() -> None:
-    """Ask the cluster to send what is due now; never raises, because it runs after a business commit."""
-    try:
-        if cache.add(SEND_QUEUED_FLAG, 1, timeout=SEND_QUEUED_FLAG_SECONDS):
-            async_task("webhooks.tasks.deliveries_send_task", task_name="webhooks: send due deliveries")
-    except Exception:
-        # The change is committed and its deliveries are rows: the sweep will send them.
-        logger.exception("Could not enqueue the webhook send task; the retry sweep will send instead.")
 
 
 def deliveries_send_task() -> int:
-    """Send everything due now (the doorbell's task)."""
-    try:
-        cache.delete(SEND_QUEUED_FLAG)
-    except Exception:
-        logger.exception("Could not clear the webhook send flag.")
-    return _guarded("send due deliveries", _send_due)
+    """A dispatcher run, asked for by a commit that found none running or by the run before it."""
+    from django_q.conf import Conf
+
+    from webhooks.transport import HANDOVER_WAIT, deliveries_send_due, dispatcher_run
+
+    if Conf.SYNC:  # tasks run inline (tests, tools): send what is due and return
+        return _guarded("send due deliveries", deliveries_send_due)
+    return _guarded("dispatch deliveries", lambda: dispatcher_run(wait=HANDOVER_WAIT))
 
 
 def deliveries_sweep_task() -> int:
-    """Every minute: send retries that fell due and deliveries whose claim expired with a killed worker."""
-    return _guarded("sweep due deliveries", _send_due)
+    """Every minute, the safety net: start a dispatcher if none is running (lost broker message, killed worker)."""
+    from webhooks.transport import dispatcher_run
+
+    return _guarded("sweep due deliveries", dispatcher_run)
 
 
 def subscriptions_auto_disable_task() -> int:
@@ -48,12 +33,6 @@ def deliveries_purge_task() -> int:
     from webhooks.services import deliveries_purge
 
     return _guarded("purge old deliveries", deliveries_purge)
-
-
-def _send_due() -> int:
-    from webhooks.transport import deliveries_send_due
-
-    return deliveries_send_due()
 
 
 def _guarded(what: str, work) -> int:

@@ -1,47 +1,49 @@
-"""Sends due deliveries: claim a batch, render and sign, send concurrently, record every attempt and outcome."""
+"""The dispatcher: claims due deliveries fairly, sends them, and records each result as its request ends.
+
+A dispatcher runs inside the django-q2 cluster as a long task (WEBHOOKS_DISPATCHER_RUN_SECONDS), then
+hands over to the next run. It holds one of WEBHOOKS_DISPATCHERS slots, and a lease on every
+subscription it sends for, so however many clusters run, one subscription never has more than
+WEBHOOKS_MAX_IN_FLIGHT_PER_SUBSCRIPTION requests in flight. Each subscription is a lane of its own:
+a receiver that hangs fills only its own lane, and lanes are served in turn. It wakes on the doorbell
+(PostgreSQL NOTIFY), polls on SQLite, and sleeps until the next retry falls due.
+"""
 
 import logging
-import math
-import os
+import queue
 import threading
 import time
 import uuid
-from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import Exists, Min, OuterRef, Q
 from django.utils import timezone
 
-from webhooks import retries
-from webhooks.client import HttpResult, send
-from webhooks.formats import EventMessage, Rendered, get_format
-from webhooks.models import Attempt, Delivery, Subscription
-from webhooks.outbox import routes_forget
-from webhooks.signing import signature_headers
-from webhooks.validation import RESERVED_HEADERS
+from webhooks import doorbell, retries
+from webhooks.client import HttpResult, Sender
+from webhooks.formats import Rendered
+from webhooks.models import Delivery, Dispatcher, Subscription
+from webhooks.recording import Sent, results_record
+from webhooks.rendering import delivery_request
 
 logger = logging.getLogger(__name__)
 
-CLAIM_WAVES = 4  # a claimed batch is at most this many rounds of the thread pool
-RUN_SECONDS = 45.0  # a run stops claiming after this; with its last batch it ends inside the task timeout
-CLAIM_MARGIN = timedelta(seconds=30)
+CLAIM_WAVES = 4  # a lane claims up to this many rounds of its in-flight cap ahead
+LOOK_EVERY = 1.0  # seconds between looks for work when nothing rang (a lost NOTIFY, a retry due)
+LANE_IDLE_SECONDS = 5.0  # a lane with nothing to do keeps its subscription's lease this long
+HANDOVER_WAIT = 5.0  # a successor waits this long for its predecessor to free a slot
 
 
-# --- claiming ------------------------------------------------------------------------------------
+def claim_window() -> timedelta:
+    """How long a claim lasts unless renewed: the deadline of a request plus a lease."""
+    return timedelta(seconds=settings.WEBHOOKS_TOTAL_TIMEOUT + settings.WEBHOOKS_LEASE_SECONDS)
 
 
-def batch_size() -> int:
-    return max(settings.WEBHOOKS_SEND_CONCURRENCY, 1) * CLAIM_WAVES
-
-
-def claim_duration() -> timedelta:
-    """Long enough for a whole batch to time out wave after wave; a killed sender's claim expires after it."""
-    waves = math.ceil(batch_size() / max(settings.WEBHOOKS_SEND_CONCURRENCY, 1))
-    return timedelta(seconds=waves * settings.WEBHOOKS_TOTAL_TIMEOUT) + CLAIM_MARGIN
+def lease_window() -> timedelta:
+    return timedelta(seconds=settings.WEBHOOKS_LEASE_SECONDS)
 
 
 def _due(now: datetime):
@@ -49,262 +51,414 @@ def _due(now: datetime):
         Q(claimed_until__isnull=True) | Q(claimed_until__lt=now),
         status=Delivery.Status.PENDING,
         next_attempt_at__lte=now,
-        subscription__active=True,
     )
 
 
-def deliveries_claim(*, now: datetime, limit: int) -> list[Delivery]:
-    """Take up to `limit` due deliveries for this sender alone until the claim expires."""
-    token, until = uuid.uuid4(), now + claim_duration()
-    with transaction.atomic():
-        due = _due(now).order_by("next_attempt_at", "id")
-        if connection.vendor == "postgresql":
-            # Rows another sender is claiming right now are skipped, not waited for.
-            ids = list(
-                due.select_for_update(skip_locked=True, of=("self",)).values_list("id", flat=True)[:limit]
+@dataclass
+class Held:
+    """A claimed delivery, waiting in its lane or in flight."""
+
+    delivery: Delivery
+    claimed_until: datetime
+    request: Rendered | None = None
+
+
+@dataclass
+class Lane:
+    """One subscription this dispatcher sends for."""
+
+    subscription_id: int
+    waiting: deque[Held] = field(default_factory=deque)
+    in_flight: int = 0
+    exhausted: bool = False  # its last claim found less than it asked for
+    paused: bool = False  # circuit open: only a probe goes out
+    idle_since: float | None = None
+
+
+class Dispatch:
+    """One dispatcher run. `continuous` runs hold a slot and live for a run; others drain what is due.
+
+    `now` freezes the schedule's clock (tests): every claim and attempt happens at that moment.
+    """
+
+    def __init__(self, *, continuous: bool, now: datetime | None = None, run_seconds: float | None = None):
+        self.continuous = continuous
+        self.frozen_now = now
+        self.run_seconds = settings.WEBHOOKS_DISPATCHER_RUN_SECONDS if run_seconds is None else run_seconds
+        self.token = uuid.uuid4()
+        self.cap = max(settings.WEBHOOKS_MAX_IN_FLIGHT_PER_SUBSCRIPTION, 1)
+        self.concurrency = max(settings.WEBHOOKS_SEND_CONCURRENCY, 1)
+        self.lanes: dict[int, Lane] = {}
+        self.turns: deque[int] = deque()  # lanes in the order they are served
+        self.in_flight: dict[int, Held] = {}
+        self.ended: queue.SimpleQueue = queue.SimpleQueue()
+        self.wake = threading.Event()
+        self.rung = True  # look for work at once
+        self.slot: int | None = None
+        self.attempts = 0
+        self.next_look = 0.0
+        self.renewed_at = time.monotonic()
+
+    def clock(self) -> datetime:
+        return self.frozen_now or retries.clock()
+
+    # --- the loop ------------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Dispatch until the run ends (continuous) or nothing is due (drain); returns attempts made."""
+        started = time.monotonic()
+        sender = Sender(concurrency=self.concurrency, on_result=self._ended)
+        listener = doorbell.Listener(self._ring).start() if self.continuous else None
+        self.sender = sender
+        try:
+            while True:
+                self._record_ended()
+                if self.continuous and (time.monotonic() - started > self.run_seconds or not self._renew()):
+                    break
+                if not self._step() and not self.continuous:
+                    break
+                self.wake.wait(self._sleep())
+                self.wake.clear()
+        finally:
+            if listener is not None:
+                listener.stop()
+            self._stop()
+            sender.close()
+        return self.attempts
+
+    def _step(self) -> bool:
+        """Look for work, claim, send; False when there is nothing left to do at all."""
+        now = self.clock()
+        found = False
+        if self.rung or time.monotonic() >= self.next_look:
+            self.rung = False
+            found = self._look(now)
+            self.next_look = time.monotonic() + self._look_interval(now)
+        self._claim(now)
+        self._submit(now)
+        self._lanes_retire()
+        return found or bool(self.in_flight) or any(lane.waiting for lane in self.lanes.values())
+
+    def _sleep(self) -> float:
+        if not self.continuous:
+            return 0.0 if self.rung else 0.05
+        return max(min(self.next_look - time.monotonic(), LOOK_EVERY), 0.0)
+
+    def _look_interval(self, now: datetime) -> float:
+        if not self.continuous:
+            return 0.0
+        if not doorbell.notifies():
+            return settings.WEBHOOKS_POLL_SECONDS
+        next_due = self._next_due(now)
+        if next_due is None:
+            return LOOK_EVERY
+        return min(max((next_due - now).total_seconds(), 0.0), LOOK_EVERY)
+
+    def _ring(self) -> None:
+        self.rung = True
+        self.wake.set()
+
+    def _ended(self, held: Held, result: HttpResult) -> None:
+        # Called in the sender's thread as each request ends.
+        self.ended.put((held, result))
+        self.wake.set()
+
+    # --- finding work --------------------------------------------------------------------------------
+
+    def _look(self, now: datetime) -> bool:
+        """Take the lease of every subscription with due deliveries that no other dispatcher sends for."""
+        real_now = timezone.now()
+        free = Q(dispatch_until__isnull=True) | Q(dispatch_until__lt=real_now) | Q(dispatch_token=self.token)
+        wanted = list(
+            Subscription.objects.filter(free, active=True)
+            .filter(Q(circuit_opened_at__isnull=True) | Q(circuit_probe_at__lte=now))
+            .filter(Exists(_due(now).filter(subscription_id=OuterRef("pk"))))
+            .values_list("id", "circuit_opened_at")
+        )
+        if not wanted:
+            return False
+        ids = [id_ for id_, _ in wanted]
+        Subscription.objects.filter(free, id__in=ids).update(
+            dispatch_token=self.token, dispatch_until=real_now + lease_window()
+        )
+        ours = set(Subscription.objects.filter(id__in=ids, dispatch_token=self.token).values_list("id", flat=True))
+        for id_, opened_at in wanted:
+            if id_ in ours:
+                lane = self.lanes.get(id_)
+                if lane is None:
+                    lane = self.lanes[id_] = Lane(id_)
+                    self.turns.append(id_)
+                lane.exhausted, lane.paused, lane.idle_since = False, opened_at is not None, None
+        return bool(ours)
+
+    def _next_due(self, now: datetime) -> datetime | None:
+        """When the next retry or probe falls due (a sleep's end)."""
+        retry = Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__gt=now).aggregate(
+            at=Min("next_attempt_at")
+        )["at"]
+        probe = Subscription.objects.filter(active=True, circuit_probe_at__gt=now).aggregate(
+            at=Min("circuit_probe_at")
+        )["at"]
+        return min((t for t in (retry, probe) if t is not None), default=None)
+
+    # --- claiming ------------------------------------------------------------------------------------
+
+    def _claim(self, now: datetime) -> None:
+        """Claim for every lane running low, in one transaction."""
+        wants = {}
+        for lane in self.lanes.values():
+            if lane.exhausted:
+                continue
+            if lane.paused:
+                # One probe at a time while the circuit is open.
+                wants[lane.subscription_id] = 0 if lane.in_flight or lane.waiting else 1
+            elif len(lane.waiting) < self.cap:
+                wants[lane.subscription_id] = self.cap * CLAIM_WAVES - len(lane.waiting)
+        wants = {sid: n for sid, n in wants.items() if n > 0}
+        if not wants:
+            return
+        claimed, exhausted = deliveries_claim(wants=wants, now=now, token=self.token)
+        for subscription_id in exhausted:
+            self.lanes[subscription_id].exhausted = True
+        until = now + claim_window()
+        for delivery in claimed:
+            self.lanes[delivery.subscription_id].waiting.append(Held(delivery, until))
+
+    def _renew(self) -> bool:
+        """Every third of a lease: extend the slot, the lanes' leases and the claims; False if the slot was lost."""
+        moment = time.monotonic()
+        if moment - self.renewed_at < settings.WEBHOOKS_LEASE_SECONDS / 3:
+            return True
+        self.renewed_at = moment
+        real_now = timezone.now()
+        try:
+            kept = Dispatcher.objects.filter(slot=self.slot, token=self.token).update(
+                lease_until=real_now + lease_window()
             )
-            claimable = Delivery.objects.filter(id__in=ids)
-        else:
-            # No row locks here: the update itself only takes rows nobody holds (compare and set).
-            ids = list(due.values_list("id", flat=True)[:limit])
-            claimable = _due(now).filter(id__in=ids)
+            if self.lanes:
+                Subscription.objects.filter(id__in=list(self.lanes), dispatch_token=self.token).update(
+                    dispatch_until=real_now + lease_window()
+                )
+            held = [h for lane in self.lanes.values() for h in lane.waiting] + list(self.in_flight.values())
+            if held:
+                until = self.clock() + claim_window()
+                Delivery.objects.filter(id__in=[h.delivery.id for h in held], claim_token=self.token).update(
+                    claimed_until=until
+                )
+                for h in held:
+                    h.claimed_until = until
+        except Exception:
+            logger.exception("The webhook dispatcher could not renew its leases; it will try again.")
+            return True
+        return bool(kept)
+
+    # --- sending -------------------------------------------------------------------------------------
+
+    def _submit(self, now: datetime) -> None:
+        """Send from the lanes in turn, each up to its cap, until the dispatcher's concurrency is used."""
+        deadline = timedelta(seconds=settings.WEBHOOKS_TOTAL_TIMEOUT + 1)
+        progress = True
+        while progress and len(self.in_flight) < self.concurrency:
+            progress = False
+            for _ in range(len(self.turns)):
+                lane = self.lanes[self.turns[0]]
+                self.turns.rotate(-1)
+                if not lane.waiting or lane.in_flight >= (1 if lane.paused else self.cap):
+                    continue
+                held = lane.waiting.popleft()
+                if held.claimed_until - now < deadline:
+                    continue  # the claim would not outlive the request: let it lapse and be claimed again
+                self._send(lane, held)
+                progress = True
+                if len(self.in_flight) >= self.concurrency:
+                    return
+
+    def _send(self, lane: Lane, held: Held) -> None:
+        lane.in_flight += 1
+        self.in_flight[held.delivery.id] = held
+        try:
+            request = delivery_request(held.delivery, sent_at=datetime.now(UTC))
+        except Exception as error:  # noqa: BLE001 - one bad delivery must not stop the others
+            logger.warning("Webhook delivery %s could not be rendered: %s", held.delivery.id, error)
+            moment = time.monotonic()
+            problem = HttpResult(started=moment, finished=moment, error=f"Could not build the request: {error}")
+            self._ended(held, problem)
+            return
+        held.request = request
+        self.sender.submit(
+            held,
+            request,
+            connect_timeout=settings.WEBHOOKS_CONNECT_TIMEOUT,
+            total_timeout=settings.WEBHOOKS_TOTAL_TIMEOUT,
+        )
+
+    # --- recording -----------------------------------------------------------------------------------
+
+    def _record_ended(self) -> None:
+        """Record every request that has ended so far, then let the lanes act on what it changed."""
+        ended = []
+        while True:
+            try:
+                ended.append(self.ended.get_nowait())
+            except queue.Empty:
+                break
+        if not ended:
+            return
+        now = self.clock()
+        sent = []
+        for held, result in ended:
+            self.in_flight.pop(held.delivery.id, None)
+            lane = self.lanes[held.delivery.subscription_id]
+            lane.in_flight -= 1
+            lane.exhausted = False  # a failure may be due again at once
+            at = now if self.frozen_now else now - timedelta(seconds=time.monotonic() - result.finished)
+            request = held.request
+            sent.append(
+                Sent(held.delivery, request, result, started_at=at - timedelta(milliseconds=result.duration_ms),
+                     finished_at=at, problem="" if request else result.error)
+            )  # fmt: skip
+        self.attempts += len(sent)
+        try:
+            recorded = results_record(sent, token=self.token)
+        except Exception:
+            # The claims lapse and the deliveries go out again: at least once, never lost.
+            logger.exception("Could not record %d webhook attempts; they will be sent again.", len(sent))
+            return
+        for subscription_id in recorded.paused | recorded.retired:
+            self._lane_hold(subscription_id, paused=subscription_id in recorded.paused)
+        for subscription_id in recorded.resumed:
+            if subscription_id in self.lanes:
+                self.lanes[subscription_id].paused = False
+
+    def _lane_hold(self, subscription_id: int, *, paused: bool) -> None:
+        """A paused or retired subscription's waiting deliveries go back, unsent, for later."""
+        lane = self.lanes.get(subscription_id)
+        if lane is None:
+            return
+        lane.paused = paused
+        self._claims_release([h.delivery.id for h in lane.waiting])
+        lane.waiting.clear()
+        lane.exhausted = True
+
+    # --- letting go ----------------------------------------------------------------------------------
+
+    def _lanes_retire(self) -> None:
+        """Give back the lease of lanes that have had nothing to do for a while."""
+        moment = time.monotonic()
+        idle_for = LANE_IDLE_SECONDS if self.continuous else 0.0
+        done = []
+        for lane in self.lanes.values():
+            if lane.waiting or lane.in_flight or not lane.exhausted:
+                lane.idle_since = None
+                continue
+            lane.idle_since = lane.idle_since or moment
+            if moment - lane.idle_since >= idle_for:
+                done.append(lane.subscription_id)
+        if done:
+            self._leases_release(done)
+
+    def _leases_release(self, subscription_ids: list[int]) -> None:
+        Subscription.objects.filter(id__in=subscription_ids, dispatch_token=self.token).update(
+            dispatch_token=None, dispatch_until=None
+        )
+        for subscription_id in subscription_ids:
+            del self.lanes[subscription_id]
+            self.turns.remove(subscription_id)
+
+    def _claims_release(self, delivery_ids: list[int]) -> None:
+        if delivery_ids:
+            Delivery.objects.filter(id__in=delivery_ids, claim_token=self.token).update(
+                claimed_until=None, claim_token=None
+            )
+
+    def _stop(self) -> None:
+        """End the run: unsent claims and idle lanes go back at once, the slot goes to the successor, and the
+        requests in flight are waited for (each within its deadline) and recorded."""
+        try:
+            self._claims_release([h.delivery.id for lane in self.lanes.values() for h in lane.waiting])
+            for lane in self.lanes.values():
+                lane.waiting.clear()
+                lane.exhausted = True
+            self._leases_release([sid for sid, lane in self.lanes.items() if not lane.in_flight])
+            if self.slot is not None:
+                Dispatcher.objects.filter(slot=self.slot, token=self.token).update(token=None, lease_until=None)
+                self._successor_request()
+            give_up = time.monotonic() + settings.WEBHOOKS_TOTAL_TIMEOUT + 5
+            while self.in_flight and time.monotonic() < give_up:
+                self.wake.wait(0.2)
+                self.wake.clear()
+                self._record_ended()
+            self._record_ended()
+            self._leases_release(list(self.lanes))
+        except Exception:
+            logger.exception("The webhook dispatcher could not hand over cleanly; its leases will lapse.")
+
+    def _successor_request(self) -> None:
+        from django_q.conf import Conf
+
+        if self.continuous and not Conf.SYNC:
+            doorbell.dispatcher_request()
+
+    # --- the slot ------------------------------------------------------------------------------------
+
+    def slot_acquire(self, *, wait: float) -> bool:
+        """Take one of the WEBHOOKS_DISPATCHERS slots, waiting up to `wait` s for one to come free."""
+        slots = range(1, max(settings.WEBHOOKS_DISPATCHERS, 1) + 1)
+        Dispatcher.objects.bulk_create([Dispatcher(slot=n) for n in slots], ignore_conflicts=True)
+        give_up = time.monotonic() + wait
+        while True:
+            real_now = timezone.now()
+            for n in slots:
+                taken = Dispatcher.objects.filter(
+                    Q(lease_until__isnull=True) | Q(lease_until__lt=real_now), slot=n
+                ).update(token=self.token, lease_until=real_now + lease_window(), started_at=real_now)
+                if taken:
+                    self.slot = n
+                    return True
+            if time.monotonic() >= give_up:
+                return False
+            time.sleep(0.05)
+
+
+def deliveries_claim(*, wants: dict[int, int], now: datetime, token: uuid.UUID) -> tuple[list[Delivery], set[int]]:
+    """Claim up to `wants[subscription id]` due deliveries of each subscription for the holder of `token`.
+
+    Returns the claimed deliveries (with their event and subscription), oldest first, and the
+    subscriptions that had fewer due than asked for. A claim lasts claim_window() unless renewed.
+    """
+    until = now + claim_window()
+    ids: list[int] = []
+    exhausted = set()
+    with transaction.atomic():
+        for subscription_id, limit in wants.items():
+            due = _due(now).filter(subscription_id=subscription_id, subscription__active=True)
+            if connection.vendor == "postgresql":
+                # Rows another sender is claiming right now are skipped, not waited for.
+                due = due.select_for_update(skip_locked=True, of=("self",))
+            found = list(due.order_by("next_attempt_at", "id").values_list("id", flat=True)[:limit])
+            if len(found) < limit:
+                exhausted.add(subscription_id)
+            ids += found
         if not ids:
-            return []
-        claimable.update(claimed_until=until, claim_token=token)
-    return list(
+            return [], exhausted
+        # Compare and set: only rows nobody holds (no row locks on SQLite).
+        _due(now).filter(id__in=ids).update(claimed_until=until, claim_token=token)
+    claimed = (
         Delivery.objects.filter(id__in=ids, claim_token=token)
         .select_related("event", "subscription")
         .order_by("next_attempt_at", "id")
     )
+    return list(claimed), exhausted
 
 
-# --- preparing -----------------------------------------------------------------------------------
+def dispatcher_run(*, wait: float = 0.0) -> int:
+    """The cluster's dispatcher: take a slot (or return at once if all are busy) and dispatch for a run."""
+    dispatch = Dispatch(continuous=True)
+    if not dispatch.slot_acquire(wait=wait):
+        return 0
+    return dispatch.run()
 
 
-@dataclass(frozen=True)
-class Outgoing:
-    delivery: Delivery
-    request: Rendered | None
-    problem: str = ""  # why no request could be made
-
-
-def delivery_request(delivery: Delivery, *, sent_at: datetime) -> Rendered:
-    """The exact request of one delivery: the format's body, the subscription's headers, the signatures."""
-    subscription, event = delivery.subscription, delivery.event
-    message = EventMessage(id=str(event.uuid), type=event.type, created_at=event.created_at, data=event.data)
-    rendered = get_format(subscription.format).render(
-        message, url=subscription.url, http_method=subscription.http_method, params=subscription.params
-    )
-    # Saved headers were checked; a reserved one that slipped in (older data) is still never sent.
-    headers = {
-        str(name): str(value)
-        for name, value in (subscription.headers or {}).items()
-        if str(name).lower() not in RESERVED_HEADERS
-    }
-    headers |= rendered.headers
-    headers["User-Agent"] = settings.WEBHOOKS_USER_AGENT
-    headers |= signature_headers(
-        message_id=delivery.message_id,
-        body=rendered.body,
-        secrets=subscription.signing_secrets(sent_at),
-        sent_at=sent_at,
-    )
-    return Rendered(rendered.method, rendered.url, headers, rendered.body)
-
-
-def _prepare(delivery: Delivery) -> Outgoing:
-    try:
-        return Outgoing(delivery, delivery_request(delivery, sent_at=datetime.now(UTC)))
-    except Exception as error:  # noqa: BLE001 - one bad delivery must not stop the batch
-        logger.warning("Webhook delivery %s could not be rendered: %s", delivery.id, error)
-        return Outgoing(delivery, None, f"Could not build the request: {error}")
-
-
-# --- sending -------------------------------------------------------------------------------------
-
-_pool: ThreadPoolExecutor | None = None
-_pool_key: tuple[int, int] | None = None
-_pool_lock = threading.Lock()
-
-
-def _executor() -> ThreadPoolExecutor:
-    """One bounded pool per process (and per setting), its threads keeping their pooled sessions."""
-    global _pool, _pool_key
-    key = (os.getpid(), max(settings.WEBHOOKS_SEND_CONCURRENCY, 1))
-    with _pool_lock:
-        if _pool is None or _pool_key != key:
-            _pool = ThreadPoolExecutor(max_workers=key[1], thread_name_prefix="webhook-send")
-            _pool_key = key
-        return _pool
-
-
-def _send(outgoing: Outgoing) -> HttpResult:
-    if outgoing.request is None:
-        moment = time.monotonic()
-        return HttpResult(started=moment, finished=moment, error=outgoing.problem)
-    return send(
-        outgoing.request,
-        connect_timeout=settings.WEBHOOKS_CONNECT_TIMEOUT,
-        total_timeout=settings.WEBHOOKS_TOTAL_TIMEOUT,
-    )
-
-
-def deliveries_send_due(*, now: datetime | None = None, run_seconds: float = RUN_SECONDS) -> int:
-    """Send everything due, batch after batch, until nothing is due or the run's time is up; returns attempts made.
-
-    `now` fixes the clock for the whole run (tests); otherwise each batch reads `retries.clock()`.
-    """
-    started, attempts, helped = time.monotonic(), 0, False
-    while True:
-        batch = deliveries_claim(now=now or retries.clock(), limit=batch_size())
-        if not batch:
-            return attempts
-        if not helped and len(batch) == batch_size():
-            # A full batch means a backlog: ring once more so an idle worker claims alongside this one
-            # (claims never overlap). Each run asks at most once, so helpers stop when the backlog does.
-            helped = True
-            _ask_for_another_run()
-        attempts += deliveries_send(batch, now=now)
-        if time.monotonic() - started > run_seconds:
-            _ask_for_another_run()
-            return attempts
-
-
-def deliveries_send(deliveries: list[Delivery], *, now: datetime | None = None) -> int:
-    """Send claimed deliveries concurrently and record what happened to each.
-
-    A given `now` freezes the clock (every attempt happens at that moment); otherwise attempts are
-    timed from the clock plus the monotonic time they took.
-    """
-    prepared = [_prepare(delivery) for delivery in deliveries]
-    base_time, base_clock = now or retries.clock(), time.monotonic()
-    results = list(_executor().map(_send, prepared))
-
-    def moment(monotonic: float) -> datetime:
-        return base_time if now is not None else base_time + timedelta(seconds=monotonic - base_clock)
-
-    outcomes, attempts = [], []
-    for out, result in zip(prepared, results, strict=True):
-        outcomes.append(
-            outcome_of(out.delivery, result, at=moment(result.finished), unsendable=out.request is None)
-        )
-        attempts.append(_attempt(out, result, started_at=moment(result.started)))
-    _record(attempts, outcomes, now=base_time)
-    return len(deliveries)
-
-
-def _ask_for_another_run() -> None:
-    from webhooks.tasks import deliveries_kick
-
-    deliveries_kick()
-
-
-# --- outcomes ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Outcome:
-    delivery: Delivery
-    status: str
-    status_code: int | None
-    error: str
-    at: datetime
-    next_attempt_at: datetime | None = None
-    gone: bool = False
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status == Delivery.Status.SUCCEEDED
-
-
-def outcome_of(delivery: Delivery, result: HttpResult, *, at: datetime, unsendable: bool = False) -> Outcome:
-    """2xx succeeds; 410 fails the delivery and retires the subscription; anything else is retried."""
-    code = result.status_code
-    if not result.error and code is not None and 200 <= code < 300:
-        return Outcome(delivery, Delivery.Status.SUCCEEDED, code, "", at)
-    if not result.error and code == 410:
-        return Outcome(delivery, Delivery.Status.FAILED, code, "410 Gone: the receiver asked for no more webhooks.",
-                       at, gone=True)  # fmt: skip
-    error = result.error or _http_error(result)
-    if unsendable:
-        return Outcome(delivery, Delivery.Status.FAILED, None, error, at)  # the same data would fail again
-    retry_after = None
-    if code in retries.RETRY_AFTER_STATUSES:
-        retry_after = retries.retry_after_parse(result.retry_after, now=at)
-    delay = retries.retry_delay(delivery.attempts + 1, retry_after=retry_after)
-    if delay is None:
-        return Outcome(delivery, Delivery.Status.FAILED, code, error, at)
-    return Outcome(delivery, Delivery.Status.PENDING, code, error, at, next_attempt_at=at + delay)
-
-
-def _http_error(result: HttpResult) -> str:
-    code = result.status_code
-    if code is not None and 300 <= code < 400:
-        target = f" to {result.location}" if result.location else ""
-        return f"Redirect ({code}){target} not followed: webhooks go only to the URL configured."
-    return f"The receiver answered HTTP {code}."
-
-
-def _attempt(outgoing: Outgoing, result: HttpResult, *, started_at: datetime) -> Attempt:
-    delivery, request = outgoing.delivery, outgoing.request
-    return Attempt(
-        delivery=delivery,
-        subscription_id=delivery.subscription_id,
-        started_at=started_at,
-        trigger=Attempt.Trigger.MANUAL if delivery.manual else Attempt.Trigger.SCHEDULED,
-        request_method=request.method if request else delivery.subscription.http_method,
-        request_url=request.url if request else delivery.subscription.url,
-        request_body=request.body.decode(errors="replace") if request else "",
-        status_code=result.status_code,
-        duration_ms=result.duration_ms,
-        response_excerpt=result.excerpt,
-        error=result.error or ("" if _is_success(result) else _http_error(result)),
-    )
-
-
-def _is_success(result: HttpResult) -> bool:
-    return result.status_code is not None and 200 <= result.status_code < 300
-
-
-def _record(attempts: list[Attempt], outcomes: list[Outcome], *, now: datetime) -> None:
-    """Every attempt is kept; a delivery's outcome is written only while its claim is still this sender's."""
-    succeeded: dict[tuple, list[Outcome]] = defaultdict(list)
-    for outcome in outcomes:
-        if outcome.succeeded:
-            succeeded[(outcome.status_code, outcome.delivery.claim_token)].append(outcome)
-    with transaction.atomic():
-        Attempt.objects.bulk_create(attempts)
-        for (code, token), group in succeeded.items():
-            Delivery.objects.filter(id__in=[o.delivery.id for o in group], claim_token=token).update(
-                status=Delivery.Status.SUCCEEDED, attempts=F("attempts") + 1, delivered_at=max(o.at for o in group),
-                next_attempt_at=None, claimed_until=None, claim_token=None, last_status_code=code, last_error="",
-                manual=False,
-            )  # fmt: skip
-        for outcome in outcomes:
-            if not outcome.succeeded:
-                Delivery.objects.filter(id=outcome.delivery.id, claim_token=outcome.delivery.claim_token).update(
-                    status=outcome.status, attempts=F("attempts") + 1, next_attempt_at=outcome.next_attempt_at,
-                    claimed_until=None, claim_token=None, last_status_code=outcome.status_code,
-                    last_error=outcome.error[:2000], manual=False,
-                )  # fmt: skip
-        _subscriptions_note(outcomes, now=now)
-
-
-def _subscriptions_note(outcomes: list[Outcome], *, now: datetime) -> None:
-    """failing_since starts at a subscription's first failure and ends with any success; 410 retires it."""
-    succeeded = {o.delivery.subscription_id for o in outcomes if o.succeeded}
-    failed = {o.delivery.subscription_id for o in outcomes if not o.succeeded} - succeeded
-    if succeeded:
-        Subscription.objects.filter(id__in=succeeded, failing_since__isnull=False).update(failing_since=None)
-    if failed:
-        Subscription.objects.filter(id__in=failed, failing_since__isnull=True).update(failing_since=now)
-    gone = {o.delivery.subscription_id: o for o in outcomes if o.gone}
-    for subscription_id, outcome in gone.items():
-        when = timezone.localtime(outcome.at).strftime("%Y-%m-%d %H:%M %Z")
-        Subscription.objects.filter(id=subscription_id, active=True).update(
-            active=False,
-            disabled_at=outcome.at,
-            disabled_reason=f"Disabled on {when}: the receiver answered 410 Gone, asking for no more webhooks.",
-        )
-    if gone:
-        routes_forget()
+def deliveries_send_due(*, now: datetime | None = None) -> int:
+    """Send everything due now, retries that fall due meanwhile included, and return; the attempts made."""
+    return Dispatch(continuous=False, now=now).run()

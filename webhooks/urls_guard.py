@@ -4,13 +4,8 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
-import requests
 from django.conf import settings
-from requests.adapters import HTTPAdapter
-from requests.structures import CaseInsensitiveDict
-from requests_hardened.ip_filter import EXTRA_BLOCKED_NET_RANGES, InvalidIPAddress
-from requests_hardened.ip_filter_adapter import IPFilterAdapter
-from urllib3.util.connection import allowed_gai_family
+from requests_hardened.ip_filter import EXTRA_BLOCKED_NET_RANGES
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -101,49 +96,3 @@ def resolve(host: str, port: int) -> list[IPAddress]:
         raise UnsafeURL(f"The host name {host} could not be resolved; check the URL.") from None
     # Scope ids (fe80::1%eth0) are not part of the address.
     return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in found]
-
-
-class GuardedAdapter(IPFilterAdapter):
-    """requests-hardened's pinning adapter with the platform's address policy.
-
-    The host name is resolved once per request, the address checked and the connection made to that
-    address (TLS still verified against the name), so DNS rebinding cannot swap in another address
-    after the check. Without WEBHOOKS_ALLOW_PRIVATE_URLS the library's own filter does the work and ours
-    checks its pick again; with it, the library would still refuse private ranges, so the same pinning
-    is done here with the development policy (loopback and private allowed, link-local never).
-    """
-
-    def __init__(self, *, https: bool) -> None:
-        super().__init__(is_https_proto=https, allow_loopback=False)
-
-    def build_connection_pool_key_attributes(self, request, verify, cert=None):
-        allow_private = private_urls_allowed()
-        if allow_private:
-            host_params, pool_kwargs = self._pin_to_allowed_address(request, verify, cert)
-        else:
-            host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
-        refusal = address_refusal(
-            ipaddress.ip_address(host_params["host"].strip("[]")), allow_private=allow_private
-        )
-        if refusal:
-            raise InvalidIPAddress(refusal)
-        return host_params, pool_kwargs
-
-    def _pin_to_allowed_address(self, request, verify, cert):
-        host_params, pool_kwargs = HTTPAdapter.build_connection_pool_key_attributes(
-            self, request, verify, cert
-        )
-        hostname, port = host_params["host"], host_params["port"]
-        request.headers = CaseInsensitiveDict(request.headers or {})
-        host_header = f"[{hostname}]" if ":" in hostname else hostname
-        request.headers["Host"] = f"{host_header}:{port}" if port is not None else host_header
-        if self._is_https_proto:
-            pool_kwargs["assert_hostname"] = hostname
-            pool_kwargs["server_hostname"] = hostname
-        try:
-            found = socket.getaddrinfo(hostname, port, family=allowed_gai_family(), type=socket.SOCK_STREAM)
-        except socket.gaierror as error:
-            raise requests.ConnectionError(f"Failed to resolve {hostname}") from error
-        ip = ipaddress.ip_address(str(found[0][4][0]).split("%")[0])
-        host_params["host"] = str(ip) if ip.version == 4 else f"[{ip}]"
-        return host_params, pool_kwargs

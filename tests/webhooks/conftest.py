@@ -4,7 +4,7 @@ import pytest
 
 from coupons import services as coupon_services
 from tests import factories
-from webhooks.outbox import route_cache
+from webhooks.routing import route_cache
 
 from .factories import SubscriptionFactory
 

@@ -1,6 +1,7 @@
-"""Claims: concurrent senders never send a delivery twice while its claim holds; a dead sender's claim expires."""
+"""Claims: concurrent senders never send a delivery twice while its claim holds; a dead sender's claim lapses."""
 
 import threading
+import uuid
 from collections import Counter
 from datetime import timedelta
 
@@ -9,23 +10,47 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from webhooks import retries
+from webhooks.client import send
 from webhooks.models import Attempt, Delivery
-from webhooks.transport import claim_duration, deliveries_claim, deliveries_send, deliveries_send_due
+from webhooks.recording import Sent, results_record
+from webhooks.rendering import delivery_request
+from webhooks.transport import claim_window, deliveries_claim, deliveries_send_due
 
 from .factories import DeliveryFactory, SubscriptionFactory
 
 
-def test_a_claimed_delivery_is_not_claimed_again_until_its_claim_expires(db, subscription):
+def claim(subscription, now, token=None, limit=10) -> list[Delivery]:
+    return deliveries_claim(wants={subscription.id: limit}, now=now, token=token or uuid.uuid4())[0]
+
+
+def test_a_claimed_delivery_is_not_claimed_again_until_its_claim_lapses(db, subscription):
     delivery = DeliveryFactory(subscription=subscription)
     now = retries.clock()
 
-    assert [d.id for d in deliveries_claim(now=now, limit=10)] == [delivery.id]
-    assert deliveries_claim(now=now, limit=10) == []
-    assert deliveries_claim(now=now + claim_duration() - timedelta(seconds=1), limit=10) == []
-    # A sender killed mid-batch never records; after its claim the sweep takes the delivery over.
-    assert [d.id for d in deliveries_claim(now=now + claim_duration() + timedelta(seconds=1), limit=10)] == [
-        delivery.id
-    ]
+    assert [d.id for d in claim(subscription, now)] == [delivery.id]
+    assert claim(subscription, now) == []
+    assert claim(subscription, now + claim_window() - timedelta(seconds=1)) == []
+    # A dispatcher killed mid-send never records; once its claim lapses another takes the delivery over.
+    assert [d.id for d in claim(subscription, now + claim_window() + timedelta(seconds=1))] == [delivery.id]
+
+
+def test_a_claim_outlives_the_whole_request_deadline(settings):
+    assert claim_window() > timedelta(seconds=settings.WEBHOOKS_TOTAL_TIMEOUT)
+
+
+def test_a_claim_reports_the_subscriptions_that_ran_out_of_due_deliveries(db, subscription):
+    DeliveryFactory.create_batch(3, subscription=subscription)
+
+    claimed, exhausted = deliveries_claim(wants={subscription.id: 2}, now=retries.clock(), token=uuid.uuid4())
+    assert (len(claimed), exhausted) == (2, set())
+    claimed, exhausted = deliveries_claim(wants={subscription.id: 2}, now=retries.clock(), token=uuid.uuid4())
+    assert (len(claimed), exhausted) == (1, {subscription.id})
+
+
+def sent_now(delivery: Delivery) -> Sent:
+    request = delivery_request(delivery, sent_at=retries.clock())
+    result = send(request, connect_timeout=2, total_timeout=5)
+    return Sent(delivery, request, result, started_at=retries.clock(), finished_at=retries.clock())
 
 
 def test_a_sender_whose_claim_was_taken_over_does_not_overwrite_the_new_senders_outcome(
@@ -34,12 +59,12 @@ def test_a_sender_whose_claim_was_taken_over_does_not_overwrite_the_new_senders_
     receiver.expect_request("/hook").respond_with_data("ok")
     DeliveryFactory(subscription=subscription)
     now = retries.clock()
-    (stale,) = deliveries_claim(now=now, limit=1)
-    later = now + claim_duration() + timedelta(seconds=1)
-    (fresh,) = deliveries_claim(now=later, limit=1)
-    deliveries_send([fresh], now=later)
+    slow, quick = uuid.uuid4(), uuid.uuid4()
+    (stale,) = claim(subscription, now, token=slow)
+    (fresh,) = claim(subscription, now + claim_window() + timedelta(seconds=1), token=quick)
+    results_record([sent_now(fresh)], token=quick)
 
-    deliveries_send([stale], now=later)  # the slow sender finally finishes
+    results_record([sent_now(stale)], token=slow)  # the slow sender finally finishes
 
     delivery = Delivery.objects.get()
     assert (delivery.status, delivery.attempts) == ("succeeded", 1)
@@ -47,17 +72,19 @@ def test_a_sender_whose_claim_was_taken_over_does_not_overwrite_the_new_senders_
 
 
 def test_deliveries_of_disabled_subscriptions_and_future_retries_are_not_claimed(db, subscription):
-    DeliveryFactory(subscription=SubscriptionFactory(active=False))
+    disabled = SubscriptionFactory(active=False)
+    DeliveryFactory(subscription=disabled)
     DeliveryFactory(subscription=subscription, next_attempt_at=retries.clock() + timedelta(minutes=5))
     DeliveryFactory(subscription=subscription, status=Delivery.Status.FAILED)
 
-    assert deliveries_claim(now=retries.clock(), limit=10) == []
+    assert claim(subscription, retries.clock()) == []
+    assert claim(disabled, retries.clock()) == []
 
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_senders_send_every_delivery_exactly_once(receiver, settings):
-    """Four threads, each with its own database connection, drain the same 120 deliveries."""
-    settings.WEBHOOKS_SEND_CONCURRENCY = 4  # small batches, so the senders interleave a lot
+    """Four threads, each with its own database connection, drain the same 120 deliveries of two subscriptions."""
+    settings.WEBHOOKS_SEND_CONCURRENCY = 4
     seen: Counter[str] = Counter()
     lock = threading.Lock()
 
@@ -69,8 +96,8 @@ def test_concurrent_senders_send_every_delivery_exactly_once(receiver, settings)
         return Response("ok")
 
     receiver.expect_request("/hook").respond_with_handler(count)
-    subscription = SubscriptionFactory(url=receiver.url_for("/hook"))
-    deliveries = [DeliveryFactory(subscription=subscription) for _ in range(120)]
+    subscriptions = [SubscriptionFactory(url=receiver.url_for("/hook")) for _ in range(2)]
+    deliveries = [DeliveryFactory(subscription=subscriptions[n % 2]) for n in range(120)]
     start = threading.Barrier(4)
     errors: list[BaseException] = []
 
@@ -88,6 +115,7 @@ def test_concurrent_senders_send_every_delivery_exactly_once(receiver, settings)
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
+    deliveries_send_due()  # whatever a thread that found a subscription busy left for later
 
     assert errors == []
     assert not any(thread.is_alive() for thread in threads)
@@ -119,7 +147,7 @@ def test_on_postgresql_a_row_another_sender_is_claiming_is_skipped_not_waited_fo
     try:
         assert locked.wait(timeout=10)
         with CaptureQueriesContext(connection) as queries:
-            claimed = deliveries_claim(now=retries.clock(), limit=10)
+            claimed = claim(subscription, retries.clock())
     finally:
         release.set()
         thread.join(timeout=10)

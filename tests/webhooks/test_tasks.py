@@ -1,19 +1,19 @@
-"""The cluster side: a debounced doorbell task, a minute sweep, housekeeping tasks that never raise, schedules."""
+"""The cluster side: a dispatcher asked for on commit, runs that hand over, a minute sweep, tasks that never raise."""
 
 import logging
 from datetime import timedelta
 
 import pytest
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
+from django.utils import timezone
 from django_q.models import OrmQ, Schedule
 
 from tests import factories
-from webhooks import retries, tasks
-from webhooks.models import Delivery, Subscription
+from webhooks import doorbell, retries, tasks
+from webhooks.models import Delivery, Dispatcher, Subscription
 from webhooks.outbox import event_record
-from webhooks.transport import batch_size, deliveries_send_due
+from webhooks.transport import HANDOVER_WAIT, LOOK_EVERY, Dispatch
 
 from .factories import DeliveryFactory, SubscriptionFactory
 
@@ -21,10 +21,15 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def no_flag():
-    cache.delete(tasks.SEND_QUEUED_FLAG)
+def fresh_watch():
+    doorbell.watch_forget()
     yield
-    cache.delete(tasks.SEND_QUEUED_FLAG)
+    doorbell.watch_forget()
+
+
+@pytest.fixture
+def short_runs(settings):
+    settings.WEBHOOKS_DISPATCHER_RUN_SECONDS = 0.5
 
 
 def queued_send_tasks() -> int:
@@ -32,32 +37,54 @@ def queued_send_tasks() -> int:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_burst_of_commits_enqueues_one_send_task_and_a_commit_after_its_start_another(receiver):
-    receiver.expect_request("/hook").respond_with_data("ok")
+def test_a_burst_of_commits_with_no_dispatcher_running_asks_for_one_dispatcher(receiver):
     SubscriptionFactory(url=receiver.url_for("/hook"))
     offer = factories.OfferFactory()
     for _ in range(5):
         with transaction.atomic():  # really committed: the doorbell rings after each
             event_record(event_type="coupon.redeemed", offer=offer, data={})
+
     assert queued_send_tasks() == 1
 
-    assert tasks.deliveries_send_task() == 5  # the task starts, clears the flag and sends
+
+@pytest.mark.django_db(transaction=True)
+def test_commits_ask_for_nothing_while_a_dispatcher_holds_a_lease(receiver):
+    Dispatcher.objects.create(slot=1, lease_until=timezone.now() + timedelta(seconds=10))
+    SubscriptionFactory(url=receiver.url_for("/hook"))
     with transaction.atomic():
-        event_record(event_type="coupon.redeemed", offer=offer, data={})
+        event_record(event_type="coupon.redeemed", offer=factories.OfferFactory(), data={})
 
-    assert queued_send_tasks() == 2
+    assert queued_send_tasks() == 0
 
 
-def test_the_send_task_sends_what_is_due(receiver, subscription):
+@pytest.mark.django_db(transaction=True)
+def test_a_dispatcher_run_sends_what_is_due_and_hands_over_to_the_next_run(receiver, subscription, short_runs):
     receiver.expect_request("/hook").respond_with_data("ok")
     DeliveryFactory(subscription=subscription)
 
-    assert tasks.deliveries_send_task() == 1
+    assert tasks.deliveries_sweep_task() == 1
 
     assert Delivery.objects.get().status == "succeeded"
+    assert queued_send_tasks() == 1  # its successor
+    assert Dispatcher.objects.get().lease_until is None  # the slot is free for it at once
+    assert Subscription.objects.get().dispatch_token is None
 
 
-def test_the_sweep_takes_over_a_delivery_whose_sender_died_holding_its_claim(receiver, subscription):
+def test_a_second_dispatcher_finds_every_slot_taken_and_returns_at_once(short_runs):
+    Dispatcher.objects.create(slot=1, token="5f0e3c84-1111-4f6a-9a55-7d1c0a3e9b21",
+                              lease_until=timezone.now() + timedelta(seconds=10))  # fmt: skip
+
+    assert tasks.deliveries_sweep_task() == 0
+
+
+def test_a_dispatcher_whose_predecessor_was_killed_takes_its_slot_once_the_lease_lapses(short_runs):
+    Dispatcher.objects.create(slot=1, token="5f0e3c84-1111-4f6a-9a55-7d1c0a3e9b21",
+                              lease_until=timezone.now() - timedelta(seconds=1))  # fmt: skip
+
+    assert Dispatch(continuous=True).slot_acquire(wait=0)
+
+
+def test_the_sweep_takes_over_a_delivery_whose_sender_died_holding_its_claim(receiver, subscription, short_runs):
     receiver.expect_request("/hook").respond_with_data("ok")
     expired = retries.clock() - timedelta(seconds=1)
     DeliveryFactory(
@@ -70,10 +97,10 @@ def test_the_sweep_takes_over_a_delivery_whose_sender_died_holding_its_claim(rec
 
 
 def test_a_failing_task_logs_and_returns_instead_of_raising(monkeypatch, caplog):
-    def broken() -> int:
+    def broken(**kwargs) -> int:
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr("webhooks.transport.deliveries_send_due", broken)
+    monkeypatch.setattr("webhooks.transport.dispatcher_run", broken)
 
     with caplog.at_level(logging.ERROR, logger="webhooks.tasks"):
         assert tasks.deliveries_sweep_task() == 0
@@ -83,14 +110,14 @@ def test_a_failing_task_logs_and_returns_instead_of_raising(monkeypatch, caplog)
 
 def test_the_doorbell_never_raises_after_a_commit(monkeypatch, caplog):
     def unreachable(*args, **kwargs):
-        raise ConnectionError("cache down")
+        raise ConnectionError("database down")
 
-    monkeypatch.setattr(tasks.cache, "add", unreachable)
+    monkeypatch.setattr(doorbell, "dispatcher_alive", unreachable)
 
-    with caplog.at_level(logging.ERROR, logger="webhooks.tasks"):
-        tasks.deliveries_kick()
+    with caplog.at_level(logging.ERROR, logger="webhooks.doorbell"):
+        doorbell._watch.check()
 
-    assert "the retry sweep will send instead" in caplog.text
+    assert "the minute sweep will start one" in caplog.text
     assert queued_send_tasks() == 0
 
 
@@ -98,6 +125,7 @@ def test_the_housekeeping_tasks_run_their_services(subscription, settings):
     Subscription.objects.filter(pk=subscription.pk).update(failing_since=retries.clock() - timedelta(days=6))
     DeliveryFactory(
         subscription=subscription,
+        status=Delivery.Status.FAILED,
         event__created_at=retries.clock() - timedelta(days=settings.WEBHOOKS_RETENTION_DAYS + 1),
     )
 
@@ -118,36 +146,17 @@ def test_the_webhook_schedules_exist_after_migrate():
 
 def test_the_cluster_never_reruns_a_task_that_is_still_running_and_polls_often():
     cluster = settings.Q_CLUSTER
-    assert cluster["retry"] > cluster["timeout"] > tasks_run_bound()
+    assert cluster["retry"] > cluster["timeout"] > dispatcher_run_bound()
     assert cluster["max_attempts"] == 1 and cluster["ack_failures"] is True
     assert cluster["poll"] <= 0.2 and cluster["queue_limit"] <= 10
 
 
-def tasks_run_bound() -> float:
-    from webhooks.transport import CLAIM_MARGIN, RUN_SECONDS, claim_duration
-
-    # A run stops claiming after RUN_SECONDS; its last batch may then time out wave after wave.
-    return RUN_SECONDS + (claim_duration() - CLAIM_MARGIN).total_seconds()
-
-
-# A backlog draws more than one worker: a run that claims a full batch asks the cluster for a helper.
-
-
-def test_a_run_with_a_backlog_asks_for_one_helper_and_still_sends_everything(receiver):
-    receiver.expect_request("/hook").respond_with_data("ok")
-    subscription = SubscriptionFactory(url=receiver.url_for("/hook"))
-    DeliveryFactory.create_batch(3 * batch_size(), subscription=subscription)
-
-    assert deliveries_send_due() == 3 * batch_size()
-
-    assert queued_send_tasks() == 1  # three full batches, one request for help
-    assert set(Delivery.objects.values_list("status", flat=True)) == {"succeeded"}
-
-
-def test_a_run_with_less_than_a_batch_works_alone(receiver):
-    receiver.expect_request("/hook").respond_with_data("ok")
-    subscription = SubscriptionFactory(url=receiver.url_for("/hook"))
-    DeliveryFactory.create_batch(batch_size() - 1, subscription=subscription)
-
-    assert deliveries_send_due() == batch_size() - 1
-    assert queued_send_tasks() == 0
+def dispatcher_run_bound() -> float:
+    # Waiting for a slot, the run itself, then its last requests (each within the deadline) and a margin.
+    return (
+        HANDOVER_WAIT
+        + settings.WEBHOOKS_DISPATCHER_RUN_SECONDS
+        + LOOK_EVERY
+        + settings.WEBHOOKS_TOTAL_TIMEOUT
+        + 5
+    )

@@ -1,0 +1,204 @@
+"""What a finished request means and where it is written: attempts, delivery outcomes, subscription health.
+
+Every attempt is kept; a delivery's outcome is written only while the claim is still the sender's own;
+the circuit breaker and 410 Gone act on the subscription. One transaction records whatever requests have
+ended so far, and only for deliveries that still exist, so a purge or a deleted subscription never rolls
+back the record of the others.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from webhooks import retries
+from webhooks.client import HttpResult
+from webhooks.formats import Rendered
+from webhooks.models import Attempt, Delivery, Subscription
+from webhooks.rendering import url_for_log
+from webhooks.routing import routes_forget
+
+# When a paused subscription's failing probe has no retry of its own left, the next probe waits this long.
+PROBE_FALLBACK = retries.RETRY_DELAYS[2]
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One request that ended (or could not be made), with the delivery it was for."""
+
+    delivery: Delivery
+    request: Rendered | None
+    result: HttpResult
+    started_at: datetime
+    finished_at: datetime
+    problem: str = ""  # why no request could be made
+
+
+@dataclass(frozen=True)
+class Outcome:
+    delivery: Delivery
+    status: str
+    status_code: int | None
+    error: str
+    at: datetime
+    next_attempt_at: datetime | None = None
+    gone: bool = False
+    counts_for_circuit: bool = True
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == Delivery.Status.SUCCEEDED
+
+
+@dataclass
+class Recorded:
+    """What the record changed that a dispatcher must act on."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    paused: set[int] = field(default_factory=set)  # subscriptions whose circuit is open after this record
+    resumed: set[int] = field(default_factory=set)  # subscriptions whose circuit closed
+    retired: set[int] = field(default_factory=set)  # subscriptions turned off (410 Gone)
+
+
+def outcome_of(delivery: Delivery, result: HttpResult, *, at: datetime, unsendable: bool = False) -> Outcome:
+    """2xx succeeds; 410 fails the delivery and retires the subscription; anything else is retried."""
+    code = result.status_code
+    if result.succeeded:
+        return Outcome(delivery, Delivery.Status.SUCCEEDED, code, "", at)
+    if not result.error and code == 410:
+        return Outcome(delivery, Delivery.Status.FAILED, code, "410 Gone: the receiver asked for no more webhooks.",
+                       at, gone=True)  # fmt: skip
+    error = result.error or http_error(result)
+    if unsendable:  # the same data would fail again, and the receiver is not to blame
+        return Outcome(delivery, Delivery.Status.FAILED, None, error, at, counts_for_circuit=False)
+    retry_after = None
+    if code in retries.RETRY_AFTER_STATUSES:
+        retry_after = retries.retry_after_parse(result.retry_after, now=at)
+    delay = retries.retry_delay(delivery.attempts + 1, retry_after=retry_after)
+    if delay is None:
+        return Outcome(delivery, Delivery.Status.FAILED, code, error, at)
+    return Outcome(delivery, Delivery.Status.PENDING, code, error, at, next_attempt_at=at + delay)
+
+
+def http_error(result: HttpResult) -> str:
+    code = result.status_code
+    if code is not None and 300 <= code < 400:
+        target = f" to {url_for_log(result.location)}" if result.location else ""
+        return f"Redirect ({code}){target} not followed: webhooks go only to the URL configured."
+    return f"The receiver answered HTTP {code}."
+
+
+def results_record(sent: list[Sent], *, token) -> Recorded:
+    """Record requests that ended, in one transaction; returns the outcomes and the circuit changes."""
+    recorded = Recorded()
+    if not sent:
+        return recorded
+    with transaction.atomic():
+        # Locked so a purge or a subscription deletion waits for this record instead of breaking it.
+        holders = dict(
+            Delivery.objects.select_for_update()
+            .filter(id__in=[s.delivery.id for s in sent])
+            .values_list("id", "claim_token")
+        )
+        present = [s for s in sent if s.delivery.id in holders]
+        Attempt.objects.bulk_create([_attempt(s) for s in present])
+        ours = [s for s in present if holders[s.delivery.id] == token]
+        recorded.outcomes = [
+            outcome_of(s.delivery, s.result, at=s.finished_at, unsendable=s.request is None) for s in ours
+        ]
+        _deliveries_update(recorded.outcomes)
+        _subscriptions_note(recorded)
+    return recorded
+
+
+def _attempt(sent: Sent) -> Attempt:
+    delivery, request, result = sent.delivery, sent.request, sent.result
+    return Attempt(
+        delivery=delivery,
+        subscription_id=delivery.subscription_id,
+        started_at=sent.started_at,
+        trigger=Attempt.Trigger.MANUAL if delivery.manual else Attempt.Trigger.SCHEDULED,
+        request_method=request.method if request else delivery.subscription.http_method,
+        request_url=url_for_log(request.url if request else delivery.subscription.url),
+        request_body=request.body.decode(errors="replace") if request else "",
+        status_code=result.status_code,
+        duration_ms=result.duration_ms,
+        response_excerpt=result.excerpt,
+        error=sent.problem or result.error or ("" if result.succeeded else http_error(result)),
+    )
+
+
+def _deliveries_update(outcomes: list[Outcome]) -> None:
+    succeeded: dict[int | None, list[Outcome]] = defaultdict(list)
+    for outcome in outcomes:
+        if outcome.succeeded:
+            succeeded[outcome.status_code].append(outcome)
+    for code, group in succeeded.items():
+        Delivery.objects.filter(id__in=[o.delivery.id for o in group]).update(
+            status=Delivery.Status.SUCCEEDED, attempts=F("attempts") + 1, delivered_at=max(o.at for o in group),
+            next_attempt_at=None, claimed_until=None, claim_token=None, last_status_code=code, last_error="",
+            manual=False,
+        )  # fmt: skip
+    for outcome in outcomes:
+        if not outcome.succeeded:
+            Delivery.objects.filter(id=outcome.delivery.id).update(
+                status=outcome.status, attempts=F("attempts") + 1, next_attempt_at=outcome.next_attempt_at,
+                claimed_until=None, claim_token=None, last_status_code=outcome.status_code,
+                last_error=outcome.error[:2000], manual=False,
+            )  # fmt: skip
+
+
+def _subscriptions_note(recorded: Recorded) -> None:
+    """Health per subscription: failing_since, the failures in a row, the circuit, and 410 Gone."""
+    by_subscription: dict[int, list[Outcome]] = defaultdict(list)
+    for outcome in recorded.outcomes:
+        if outcome.counts_for_circuit:
+            by_subscription[outcome.delivery.subscription_id].append(outcome)
+    for subscription_id, outcomes in by_subscription.items():
+        now = max(o.at for o in outcomes)
+        if any(o.succeeded for o in outcomes):
+            _subscription_healthy(subscription_id, recorded)
+        else:
+            _subscription_failed(subscription_id, outcomes, now, recorded)
+    for outcome in recorded.outcomes:
+        if outcome.gone:
+            _subscription_retire(outcome)
+            recorded.retired.add(outcome.delivery.subscription_id)
+    if recorded.retired:
+        routes_forget()
+
+
+def _subscription_healthy(subscription_id: int, recorded: Recorded) -> None:
+    this = Subscription.objects.filter(id=subscription_id)
+    if this.filter(circuit_opened_at__isnull=False).update(circuit_opened_at=None, circuit_probe_at=None):
+        recorded.resumed.add(subscription_id)
+    this.filter(Q(consecutive_failures__gt=0) | Q(failing_since__isnull=False)).update(
+        consecutive_failures=0, failing_since=None
+    )
+
+
+def _subscription_failed(subscription_id: int, outcomes: list[Outcome], now: datetime, recorded: Recorded) -> None:
+    this = Subscription.objects.filter(id=subscription_id)
+    this.update(consecutive_failures=F("consecutive_failures") + len(outcomes))
+    this.filter(failing_since__isnull=True).update(failing_since=now)
+    # The next probe follows the retry schedule of what just failed.
+    retrying = [o.next_attempt_at for o in outcomes if o.next_attempt_at is not None]
+    probe_at = min(retrying) if retrying else now + PROBE_FALLBACK
+    opened = this.filter(
+        circuit_opened_at__isnull=True, consecutive_failures__gte=settings.WEBHOOKS_CIRCUIT_FAILURES
+    ).update(circuit_opened_at=now, circuit_probe_at=probe_at)
+    if opened or this.filter(circuit_opened_at__isnull=False).update(circuit_probe_at=probe_at):
+        recorded.paused.add(subscription_id)
+
+
+def _subscription_retire(outcome: Outcome) -> None:
+    when = timezone.localtime(outcome.at).strftime("%Y-%m-%d %H:%M %Z")
+    Subscription.objects.filter(id=outcome.delivery.subscription_id, active=True).update(
+        active=False,
+        disabled_at=outcome.at,
+        disabled_reason=f"Disabled on {when}: the receiver answered 410 Gone, asking for no more webhooks.",
+    )
