@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
-from coupons.errors import not_found
+from coupons.errors import ApplicationError, not_found
 from coupons.models import Coupon, CouponStatus, Merchant, Offer, Redemption
 from coupons.prepared import PreparedLookup
 
@@ -40,6 +40,14 @@ def offer_get(*, owner: Owner, offer_id) -> Offer:
         return offers_visible_to(owner).select_related("site", "merchant").get(pk=int(offer_id))
     except (Offer.DoesNotExist, ValueError, TypeError, OverflowError):
         raise not_found("Offer") from None
+
+
+def offer_get_to_change(*, owner: Owner, offer_id) -> Offer:
+    """An offer the owner may change or make codes for: only its merchant may; a distributor only uses it."""
+    offer = offer_get(owner=owner, offer_id=offer_id)
+    if owner.merchant_id is None and not owner.is_staff:
+        raise ApplicationError("forbidden", "Only the offer's merchant may change it or create its codes.")
+    return offer
 
 
 def coupon_get_by_code(*, owner: Owner, code: str, for_update: bool = False) -> Coupon:
@@ -99,7 +107,11 @@ def coupon_of_session(*, offer: Offer, session_id: str | None) -> Coupon | None:
 
 
 def redemptions_visible_to(owner: Owner) -> QuerySet[Redemption]:
-    return Redemption.objects.filter(coupon__offer__in=offers_visible_to(owner))
+    """A merchant's key sees every redemption of its offers; a distributor's only those it made itself."""
+    redemptions = Redemption.objects.filter(coupon__offer__in=offers_visible_to(owner))
+    if owner.merchant_id is None and owner.distributor_id is not None:
+        redemptions = redemptions.filter(distributor_id=owner.distributor_id)
+    return redemptions
 
 
 def merchant_default_site(merchant: Merchant):

@@ -97,7 +97,7 @@ class OfferApi(ApiView):
 
     @extend_schema(summary="Change an offer", request=s.OfferInSerializer, responses={200: s.OfferSerializer})
     def patch(self, request, offer_id: int):
-        offer = selectors.offer_get(owner=self.owner, offer_id=offer_id)
+        offer = selectors.offer_get_to_change(owner=self.owner, offer_id=offer_id)
         fields = dict(_valid(s.OfferInSerializer, request.data, partial=True))
         if fields.pop("merchant_id", offer.merchant_id) != offer.merchant_id:
             raise invalid("An offer cannot move to another merchant.", merchant_id="read_only")
@@ -153,7 +153,7 @@ class OfferCouponsApi(ApiView):
         responses={201: s.CouponsCreatedSerializer, 202: s.JobSerializer},
     )
     def post(self, request, offer_id: int):
-        offer = selectors.offer_get(owner=self.owner, offer_id=offer_id)
+        offer = selectors.offer_get_to_change(owner=self.owner, offer_id=offer_id)
         data = _valid(s.CouponsCreateInSerializer, request.data)
         multiple = data.get("Multiple", data.get("Mulitple", True))
         member_ids, count = data.get("Members"), data.get("count")
@@ -235,7 +235,7 @@ class OfferCodesImportApi(ApiView):
         responses={201: s.ImportResultSerializer, 202: s.JobSerializer},
     )
     def post(self, request, offer_id: int):
-        offer = selectors.offer_get(owner=self.owner, offer_id=offer_id)
+        offer = selectors.offer_get_to_change(owner=self.owner, offer_id=offer_id)
         upload = request.data.get("file") if hasattr(request.data, "get") else None
         if isinstance(request.data, bytes):
             result = csv_io.codes_import(offer=offer, file=request.data)
