@@ -13,12 +13,12 @@ from typing import BinaryIO
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Case, CharField, F, Func, Q, Value, When
+from django.db.models import Case, CharField, F, FilteredRelation, Func, Q, Value, When
 from django.utils import timezone
 
 from coupons import bulk, jobs, services
 from coupons.errors import ApplicationError, invalid
-from coupons.models import Coupon, CouponStatus, Job, JobChunk, Member, Offer
+from coupons.models import Coupon, CouponStatus, Job, JobChunk, MemberProfile, Offer
 
 # --- export -------------------------------------------------------------------------------------
 
@@ -66,10 +66,15 @@ def _export_rows(offer: Offer, *, formatted_by_database: bool):
         if formatted_by_database
         else ("issued_at", "expires_at")
     )
+    # The member number is the offer's merchant's own; another owner's profile of the member never joins.
+    profile = FilteredRelation(
+        "member__profiles", condition=Q(member__profiles__merchant_id=offer.merchant_id)
+    )
     return (
         Coupon.objects.filter(offer_id=offer.pk)
+        .annotate(profile=profile)
         .order_by("id")
-        .values_list("code", "member_id", "member__member_no", shown, *times, "times_redeemed")
+        .values_list("code", "member_id", "profile__member_no", shown, *times, "times_redeemed")
     )
 
 
@@ -288,7 +293,7 @@ def _import_text(offer: Offer, job: Job | None, text: str, on_progress=None) -> 
 def _validated(offer: Offer, parsed: _Parsed) -> tuple[bulk.NewCoupons, datetime | None]:
     errors = parsed.errors
     _codes_check(parsed, errors)
-    member_ids = _members_check(parsed, errors)
+    member_ids = _members_check(offer, parsed, errors)
     expiries = _expiries_check(offer, parsed, errors)
     if errors:
         raise ImportRejected(sorted(errors, key=lambda e: e["row"]))
@@ -318,7 +323,7 @@ def _codes_check(parsed: _Parsed, errors: list[dict]) -> None:
         errors.append(_row_error(first_seen[code], code, "already_exists"))
 
 
-def _members_check(parsed: _Parsed, errors: list[dict]) -> list[int | None] | None:
+def _members_check(offer: Offer, parsed: _Parsed, errors: list[dict]) -> list[int | None] | None:
     if not any(parsed.member_cells):
         return None
     ids: list[int | None] = []
@@ -328,7 +333,16 @@ def _members_check(parsed: _Parsed, errors: list[dict]) -> list[int | None] | No
             cell = ""
         ids.append(int(cell) if cell else None)
     wanted = {i for i in ids if i is not None}
-    known = set(Member.objects.filter(id__in=wanted).values_list("id", flat=True)) if wanted else set()
+    # Codes are the merchant's to make: only members it told the platform about are known.
+    known = (
+        set(
+            MemberProfile.objects.filter(merchant_id=offer.merchant_id, member_id__in=wanted).values_list(
+                "member_id", flat=True
+            )
+        )
+        if wanted
+        else set()
+    )
     for line, code, member_id in zip(parsed.line_numbers, parsed.codes, ids, strict=True):
         if member_id is not None and member_id not in known:
             errors.append(_row_error(line, code, "unknown_member"))

@@ -52,7 +52,7 @@ def job_generate_start(
         # The offer lock orders concurrent starts, so two jobs cannot both pass the code-space guard.
         offer = Offer.objects.select_for_update().select_related("site").get(pk=offer.pk)
         if member_ids is not None:
-            members = services.members_resolve(member_ids)
+            members = services.members_resolve(member_ids, offer=offer)
             if not multiple:
                 members = services.members_without_live_code(offer, members)
             ids = [m.id for m in members]

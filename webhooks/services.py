@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from coupons import events as coupon_events
 from coupons.errors import ApplicationError
-from coupons.models import Coupon, Distributor, Member, Merchant, Offer, Site
+from coupons.models import Coupon, Distributor, Member, MemberProfile, Merchant, Offer, Site
 from coupons.selectors import Owner, offers_visible_to
 from webhooks import retries
 from webhooks.formats import EVENT_TYPES, FORMATS
@@ -165,15 +165,16 @@ def sample_event_data(subscription: Subscription, event_type: str, now: datetime
         discount_value=Decimal("10.00"), currency="AUD", start_date=now - timedelta(days=1),
         finish_date=now + timedelta(days=30), expiry_type="relative", expiry_value=30, expiry_unit="day",
     )  # fmt: skip
-    member = Member(
-        id=0, member_no="SAMPLE0000001", external_id="sample-customer", email="sample@example.com"
+    member = Member(id=0)
+    profile = MemberProfile(
+        member=member, member_no="SAMPLE0000001", external_id="sample-customer", email="sample@example.com"
     )
     coupon = Coupon(
         id=0, code="SAMPLECODE", offer=offer, member=member, issued_at=now, updated_at=now,
         expires_at=now + timedelta(days=30), session_id="sample-session",
     )  # fmt: skip
     if event_type == "coupon.created":
-        data = coupon_events.event_base(offer) | {"coupons": [coupon_events.coupon_snapshot(coupon, member)]}
+        data = coupon_events.event_base(offer) | {"coupons": [coupon_events.coupon_snapshot(coupon, profile)]}
     else:
         redemption = coupon_events.redemption_snapshot(
             redemption_id=0, order_id="SAMPLE-ORDER", order_value=Decimal("100.00"), currency="AUD",
@@ -183,6 +184,7 @@ def sample_event_data(subscription: Subscription, event_type: str, now: datetime
         failed = event_type == "coupon.redemption_failed"
         data = coupon_events.coupon_event_data(
             coupon,
+            profile=profile,
             redemption=redemption if event_type in ("coupon.redeemed", "coupon.redemption_failed") else None,
             error={"code": "already_redeemed", "message": "This code has already been redeemed."}
             if failed

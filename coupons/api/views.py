@@ -17,7 +17,7 @@ from coupons.api.parsers import CsvBodyParser, JsonOnlyNegotiation
 from coupons.api.schema import error_response
 from coupons.api.throttling import unknown_code_guard
 from coupons.errors import ApplicationError, invalid, not_found
-from coupons.models import Coupon, CouponStatus, Job, Member, Merchant, Redemption, Site
+from coupons.models import Coupon, CouponStatus, Job, Merchant, Redemption, Site
 
 READ = ("read", "offers")
 LOOKUP = ("read", "validate", "redeem")
@@ -270,7 +270,7 @@ class OfferIssueApi(ApiView):
         data = _valid(s.IssueInSerializer, request.data)
         if "competition_entry_id" in data:
             data["competition_entry_id"] = str(data["competition_entry_id"])
-        coupon, created = services.coupon_issue(offer=offer, **data)
+        coupon, created = services.coupon_issue(offer=offer, owner=self.owner, **data)
         return Response(s.CouponSerializer(coupon).data, status=201 if created else 200)
 
 
@@ -295,7 +295,7 @@ class CustomerEngagementCouponApi(ApiView):
             offer.merchant_id, offer.site_id,
         ):  # fmt: skip
             raise not_found("Offer")
-        coupon, created = services.coupon_issue(offer=offer, identifier=query["identifier"])
+        coupon, created = services.coupon_issue(offer=offer, owner=self.owner, identifier=query["identifier"])
         return Response(s.CouponSerializer(coupon).data, status=201 if created else 200)
 
 
@@ -435,7 +435,7 @@ class MembersApi(ApiView):
         responses={200: s.MemberSerializer(many=True)},
     )
     def get(self, request):
-        members = Member.objects.order_by("id")
+        members = selectors.member_profiles_of(self.owner).order_by("member_id")
         for name in ("member_no", "external_id", "email"):
             if name in request.query_params:
                 members = members.filter(**{name: request.query_params[name]})
@@ -445,7 +445,7 @@ class MembersApi(ApiView):
         summary="Create a member", request=s.MemberInSerializer, responses={201: s.MemberSerializer}
     )
     def post(self, request):
-        member = services.member_create(**_valid(s.MemberInSerializer, request.data))
+        member = services.member_create(owner=self.owner, **_valid(s.MemberInSerializer, request.data))
         return Response(s.MemberSerializer(member).data, status=status.HTTP_201_CREATED)
 
 
@@ -454,7 +454,7 @@ class MemberApi(ApiView):
 
     @extend_schema(summary="Get a member", responses={200: s.MemberSerializer})
     def get(self, request, member_id: int):
-        return Response(s.MemberSerializer(services.member_get(member_id=member_id)).data)
+        return Response(s.MemberSerializer(services.member_get(owner=self.owner, member_id=member_id)).data)
 
 
 class MemberCouponsApi(ApiView):
@@ -464,7 +464,7 @@ class MemberCouponsApi(ApiView):
         summary="A member's codes (of the key's offers)", responses={200: s.CouponSerializer(many=True)}
     )
     def get(self, request, member_id: int):
-        member = services.member_get(member_id=member_id)
+        member = services.member_get(owner=self.owner, member_id=member_id).member
         offers = selectors.offers_visible_to(self.owner)
         return _paginated(self, _coupons(member.coupons.filter(offer__in=offers)), s.CouponSerializer)
 
@@ -477,7 +477,7 @@ class MemberRedemptionsApi(ApiView):
         responses={200: s.RedemptionSerializer(many=True)},
     )
     def get(self, request, member_id: int):
-        member = services.member_get(member_id=member_id)
+        member = services.member_get(owner=self.owner, member_id=member_id).member
         redemptions = selectors.redemptions_visible_to(self.owner).filter(member=member)
         return _paginated(self, _redemptions(redemptions), s.RedemptionSerializer)
 

@@ -5,7 +5,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import transaction
-from django.db.models import Case, F, Value, When
+from django.db.models import Case, Exists, F, OuterRef, Value, When
 from django.utils import timezone
 
 from coupons import events
@@ -20,7 +20,7 @@ from coupons.models import (
     Redemption,
 )
 from coupons.prepared import PreparedInsert, PreparedLookup, PreparedRowUpdate
-from coupons.selectors import STAFF, Owner, coupon_get_by_code
+from coupons.selectors import STAFF, Owner, coupon_get_by_code, member_owner, member_profiles_of
 from coupons.services.amounts import CENT, to_amount
 from coupons.services.offers import offer_open_check
 
@@ -205,7 +205,7 @@ def _redeem_locked(coupon: Coupon, owner: Owner, order_id: str, order: Order, lo
     previous = _LIVE_USE_OF_ORDER.first(coupon_id=coupon.pk, order_id=order_id)
     if previous:
         return previous, False
-    member = _redeem_member(coupon, member_id)
+    member = _redeem_member(coupon, member_id, owner)
     location = _location_for(coupon.offer, location_name)
     now = timezone.now()
     try:
@@ -229,14 +229,22 @@ def _redeem_locked(coupon: Coupon, owner: Owner, order_id: str, order: Order, lo
     return redemption, True
 
 
-def _redeem_member(coupon: Coupon, member_id: int | None) -> Member | None:
-    """The member redeeming, locked so a per-member limit holds under concurrency."""
-    member_id = member_id if member_id is not None else coupon.member_id
+def _redeem_member(coupon: Coupon, member_id: int | None, owner: Owner) -> Member | None:
+    """The member redeeming, locked so a per-member limit holds under concurrency.
+
+    A member named in the request must be one the key's owner told the platform about.
+    """
+    known = Member.objects.all()
     if member_id is None:
-        return None
-    if isinstance(member_id, bool) or not isinstance(member_id, int):
+        member_id = coupon.member_id
+        if member_id is None:
+            return None
+    elif isinstance(member_id, bool) or not isinstance(member_id, int):
         raise invalid("member_id is a whole number.", member_id="invalid")
-    member = Member.objects.select_for_update().filter(pk=member_id).first()
+    else:
+        profiles = member_profiles_of(member_owner(owner, coupon.offer))
+        known = known.filter(Exists(profiles.filter(member=OuterRef("pk"))))
+    member = known.select_for_update().filter(pk=member_id).first()
     if member is None:
         raise invalid("Unknown member.", member_id="unknown")
     return member
