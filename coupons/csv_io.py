@@ -14,6 +14,8 @@ from typing import BinaryIO
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Case, CharField, F, FilteredRelation, Func, Q, Value, When
+from django.db.models.functions import Concat, Left
+from django.db.models.lookups import In
 from django.utils import timezone
 
 from coupons import bulk, jobs, services
@@ -74,7 +76,30 @@ def _export_rows(offer: Offer, *, formatted_by_database: bool):
         Coupon.objects.filter(offer_id=offer.pk)
         .annotate(profile=profile)
         .order_by("id")
-        .values_list("code", "member_id", "profile__member_no", shown, *times, "times_redeemed")
+        .values_list(
+            _formula_safe("code"),
+            "member_id",
+            _formula_safe("profile__member_no"),
+            shown,
+            *times,
+            "times_redeemed",
+        )
+    )
+
+
+# Cells a spreadsheet would run as a formula (OWASP's CSV injection list). Codes (vanity codes, prefixes,
+# imported codes) and member numbers carry text an owner chose; the other columns are numbers, dates and
+# statuses.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _formula_safe(column: str) -> Case:
+    """The column's text behind a ' when it starts like a formula; the database does it, so the streamed
+    export spends no Python per row."""
+    return Case(
+        When(In(Left(column, 1), FORMULA_STARTS), then=Concat(Value("'"), column)),
+        default=F(column),
+        output_field=CharField(),
     )
 
 

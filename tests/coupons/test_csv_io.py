@@ -136,6 +136,19 @@ def test_the_admin_exports_one_offer_as_csv_for_excel(admin_client, offer, site)
     assert b"Select exactly one offer" in two.content
 
 
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_the_export_neutralises_cells_a_spreadsheet_would_run_as_formulas(offer, start):
+    formula = f'{start}HYPERLINK("https://evil.example")'
+    member = factories.MemberFactory(merchant=offer.merchant, member_no=formula[:64])
+    factories.CouponFactory(offer=offer, code=f"{start}1+1", member=member)
+    factories.CouponFactory(offer=offer, code="PLAIN-CODE-1")
+    rows = rows_of(exported(offer))
+    assert [(r["code"], r["member_no"]) for r in rows] == [
+        (f"'{start}1+1", f"'{formula}"),
+        ("PLAIN-CODE-1", ""),
+    ]
+
+
 # --- import -------------------------------------------------------------------------------------
 
 
