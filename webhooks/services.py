@@ -15,6 +15,7 @@ from webhooks import retries
 from webhooks.formats import EVENT_TYPES, FORMATS
 from webhooks.models import Delivery, Event, Subscription, new_signing_secret
 from webhooks.outbox import deliveries_add, kick_on_commit
+from webhooks.redaction import headers_unredacted, url_unredacted
 from webhooks.validation import subscription_errors
 
 SUBSCRIPTION_FIELDS = {
@@ -50,8 +51,15 @@ def subscription_create(
 
 
 def subscription_update(*, subscription: Subscription, **fields) -> Subscription:
-    """Change a subscription; turning it back on clears why it was disabled."""
+    """Change a subscription; turning it back on clears why it was disabled.
+
+    A URL or header value sent back as shown (masked) keeps what is stored rather than the mask.
+    """
     subscription.refresh_from_db()
+    if isinstance(fields.get("url"), str):
+        fields["url"] = url_unredacted(fields["url"], subscription.url)
+    if isinstance(fields.get("headers"), dict):
+        fields["headers"] = headers_unredacted(fields["headers"], subscription.headers)
     changed = {name for name in fields if name != "offers"} | {"updated_at"}
     if fields.get("active") and not subscription.active:
         subscription.disabled_reason, subscription.disabled_at, subscription.failing_since = "", None, None
