@@ -318,6 +318,16 @@ def codes_taken(codes: list[str]) -> set[str]:
     return taken
 
 
+def codes_of_other_merchants(codes: list[str], merchant_id: int) -> int:
+    """How many of these codes other merchants' offers hold (for the unknown-code limit; never said which)."""
+    return sum(
+        Coupon.objects.filter(code__in=codes[start : start + LOOKUP_BATCH])
+        .exclude(offer__merchant_id=merchant_id)
+        .count()
+        for start in range(0, len(codes), LOOKUP_BATCH)
+    )
+
+
 def _executemany_params(prototype: Coupon, per_row: dict[str, list]) -> tuple[list[str], list[tuple]]:
     """Column names, then one parameter tuple per row: the per-row values first, the shared ones after."""
     fields = [f for f in Coupon._meta.concrete_fields if not f.primary_key]

@@ -15,7 +15,7 @@ from coupons.api import serializers as s
 from coupons.api.base import ApiView
 from coupons.api.parsers import CsvBodyParser, JsonOnlyNegotiation
 from coupons.api.schema import error_response
-from coupons.api.throttling import unknown_code_guard
+from coupons.api.throttling import others_codes_guard, unknown_code_guard
 from coupons.errors import ApplicationError, invalid, not_found
 from coupons.models import Coupon, CouponStatus, Job, Merchant, Redemption, Site
 
@@ -65,7 +65,8 @@ class OffersApi(ApiView):
     def post(self, request):
         fields = dict(_valid(s.OfferInSerializer, request.data))
         merchant, site = self._merchant_and_site(fields.pop("merchant_id", None), fields.pop("site_id", None))
-        offer = services.offer_create(merchant=merchant, site=site, **fields)
+        with others_codes_guard(request):
+            offer = services.offer_create(merchant=merchant, site=site, **fields)
         if self.owner.distributor_id is not None:
             # A merchant-and-distributor key would not see its own offer otherwise.
             offer.distributors.add(self.owner.distributor_id)
@@ -107,7 +108,8 @@ class OfferApi(ApiView):
             ).first()
             if fields["site"] is None:
                 raise invalid("Unknown site.", site_id="unknown")
-        offer = services.offer_update(offer=offer, **fields)
+        with others_codes_guard(request):
+            offer = services.offer_update(offer=offer, **fields)
         return Response(s.OfferSerializer(offer).data)
 
 
@@ -238,13 +240,15 @@ class OfferCodesImportApi(ApiView):
         offer = selectors.offer_get_to_change(owner=self.owner, offer_id=offer_id)
         upload = request.data.get("file") if hasattr(request.data, "get") else None
         if isinstance(request.data, bytes):
-            result = csv_io.codes_import(offer=offer, file=request.data)
+            file, filename = request.data, ""
         elif upload is not None and hasattr(upload, "read"):
-            result = csv_io.codes_import(offer=offer, file=upload, filename=upload.name or "")
+            file, filename = upload, upload.name or ""
         else:
             raise invalid(
                 "Upload the CSV as the multipart field 'file' or as a text/csv body.", file="required"
             )
+        with others_codes_guard(request):
+            result = csv_io.codes_import(offer=offer, file=file, filename=filename)
         if isinstance(result, Job):
             return _job_accepted(result)
         return Response(s.ImportResultSerializer(result.as_dict()).data, status=status.HTTP_201_CREATED)

@@ -211,7 +211,7 @@ def test_an_import_is_all_or_nothing_and_names_every_bad_row(offer, member):
     )
     assert rejected(offer, text) == [
         (3, "GOOD1", "duplicate_in_file"),
-        (4, "TAKEN1", "already_exists"),
+        (4, "TAKEN1", "unavailable"),
         (5, "BAD CODE", "bad_characters"),
         (6, "EMOJI\U0001f600", "bad_characters"),
         (7, "NUL\x00BYTE", "bad_characters"),
