@@ -51,6 +51,15 @@ def others_codes_guard(request) -> Iterator[None]:
         raise
 
 
+def others_codes_count_once(request, *, counted_as: str, misses: int) -> None:
+    """Count `misses` found in the background (a job's refused rows) once, when they are first about to be
+    shown; rate_limited when that takes the key or the address past the limit."""
+    if misses and cache.add(f"others-codes-counted:{counted_as}", 1, timeout=None):
+        retry_after = unknown_codes_count(request, misses=misses)
+        if retry_after:
+            raise rate_limited(retry_after)
+
+
 def unknown_codes_count(request, *, misses: int, now: float | None = None) -> int:
     """Count `misses` at once, even when refused (probing in bulk costs what probing one by one does);
     returns the seconds to wait when the key or the address is, or now goes, past the limit, else 0."""

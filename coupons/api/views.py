@@ -15,7 +15,7 @@ from coupons.api import serializers as s
 from coupons.api.base import ApiView
 from coupons.api.parsers import CsvBodyParser, JsonOnlyNegotiation
 from coupons.api.schema import error_response
-from coupons.api.throttling import others_codes_guard, unknown_code_guard
+from coupons.api.throttling import others_codes_count_once, others_codes_guard, unknown_code_guard
 from coupons.errors import ApplicationError, invalid, not_found
 from coupons.models import Coupon, CouponStatus, Job, Merchant, Redemption, Site
 
@@ -497,4 +497,6 @@ class JobApi(ApiView):
         job = Job.objects.filter(pk=job_id, offer__in=selectors.offers_visible_to(self.owner)).first()
         if job is None:
             raise not_found("Job")
+        others_codes = job.params.get("others_codes", 0) if isinstance(job.params, dict) else 0
+        others_codes_count_once(request, counted_as=f"job:{job.pk}", misses=others_codes)
         return Response(s.JobSerializer(job).data)

@@ -4,6 +4,7 @@ other refusal of the row, and each one counts against the unknown-code limit."""
 import pytest
 from django.core.cache import cache
 from django.test import override_settings
+from django_q.conf import Conf
 
 from coupons.models import Coupon, Offer
 from tests import factories
@@ -88,3 +89,16 @@ def test_vanity_codes_another_owner_holds_count_against_the_unknown_code_limit(a
         assert_error(patched, 400, "invalid_request")
     assert_error(api.patch(f"/api/v1/offers/{offer.id}/", {"vanity_code": theirs[2]}, format="json"), 429,
                  "rate_limited")  # fmt: skip
+
+
+@override_settings(UNKNOWN_CODE_LIMIT_PER_MINUTE=3, CSV_IMPORT_INLINE_MAX_ROWS=2)
+def test_a_large_import_by_a_job_counts_its_collisions_before_its_rows_are_shown(
+    api, offer, theirs, django_capture_on_commit_callbacks, monkeypatch
+):
+    monkeypatch.setattr(Conf, "SYNC", True)
+    with django_capture_on_commit_callbacks(execute=True):
+        accepted = import_(api, offer, [*theirs[:4], "FRESH1"])
+    assert accepted.status_code == 202, accepted.content
+    job = api.get(accepted["Location"])
+    assert_error(job, 429, "rate_limited")  # four found codes: past the limit, the rows stay hidden
+    assert_error(import_(api, offer, ["FRESH2"]), 429, "rate_limited")
