@@ -150,6 +150,8 @@ def coupon_validate(
 ) -> ValidationResult:
     """Would this code apply to this order? Writes nothing."""
     coupon = coupon_get_by_code(owner=owner, code=code)
+    if member_id is not None:
+        _member_named(owner, coupon, member_id)
     try:
         discount = coupon_refusal(coupon, order, timezone.now(), member_id=member_id)
     except ApplicationError as error:
@@ -234,17 +236,20 @@ def _redeem_member(coupon: Coupon, member_id: int | None, owner: Owner) -> Membe
 
     A member named in the request must be one the key's owner told the platform about.
     """
-    known = Member.objects.all()
-    if member_id is None:
-        member_id = coupon.member_id
-        if member_id is None:
-            return None
-    elif isinstance(member_id, bool) or not isinstance(member_id, int):
+    if member_id is not None:
+        return _member_named(owner, coupon, member_id, lock=True)
+    if coupon.member_id is None:
+        return None
+    return Member.objects.select_for_update().filter(pk=coupon.member_id).first()
+
+
+def _member_named(owner: Owner, coupon: Coupon, member_id, *, lock: bool = False) -> Member:
+    """A member named in a request: one the key's owner told the platform about, or unknown."""
+    if isinstance(member_id, bool) or not isinstance(member_id, int):
         raise invalid("member_id is a whole number.", member_id="invalid")
-    else:
-        profiles = member_profiles_of(member_owner(owner, coupon.offer))
-        known = known.filter(Exists(profiles.filter(member=OuterRef("pk"))))
-    member = known.select_for_update().filter(pk=member_id).first()
+    profiles = member_profiles_of(member_owner(owner, coupon.offer))
+    members = Member.objects.filter(Exists(profiles.filter(member=OuterRef("pk"))))
+    member = (members.select_for_update() if lock else members).filter(pk=member_id).first()
     if member is None:
         raise invalid("Unknown member.", member_id="unknown")
     return member

@@ -148,3 +148,16 @@ def test_redcat_members_of_each_owner_get_their_codes_with_their_own_numbers(api
 
 def other_api_merchant(client):
     return api_key_find(client.token).merchant
+
+
+def test_validate_and_redeem_know_only_the_keys_own_members(other_api, member):
+    theirs = factories.OfferFactory(site=factories.SiteFactory(merchant=other_api_merchant(other_api)))
+    code = factories.CouponFactory(offer=theirs).code
+    order = {"code": code, "order_value": "50", "currency": "AUD"}
+    for member_id in (member.id, 424242):
+        validated = other_api.post("/api/v1/codes/validate", order | {"member_id": member_id}, format="json")
+        assert assert_error(validated, 400, "invalid_request")["fields"] == {"member_id": ["unknown"]}
+        redeemed = other_api.post(
+            "/api/v1/codes/redeem", order | {"order_id": "1", "member_id": member_id}, format="json"
+        )
+        assert assert_error(redeemed, 400, "invalid_request")["fields"] == {"member_id": ["unknown"]}
