@@ -94,7 +94,8 @@ def raw_copy_seconds(stack: Stack, offer_id: int) -> float:
 
     query = (
         "COPY (SELECT c.code, c.member_id, m.member_no, c.status, c.issued_at, c.expires_at, c.times_redeemed "
-        f"FROM coupons_coupon c LEFT JOIN coupons_member m ON m.id = c.member_id WHERE c.offer_id = {int(offer_id)} "
+        "FROM coupons_coupon c JOIN coupons_offer o ON o.id = c.offer_id LEFT JOIN coupons_memberprofile m "
+        f"ON m.member_id = c.member_id AND m.merchant_id = o.merchant_id WHERE c.offer_id = {int(offer_id)} "
         "ORDER BY c.id) TO STDOUT WITH (FORMAT csv, HEADER)"
     )
     with psycopg.connect(stack.database_url) as conn:

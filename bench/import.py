@@ -94,10 +94,14 @@ def run(stack: Stack, args) -> int:
 
 def world():
     from coupons import services
-    from coupons.models import Member
+    from coupons.models import Member, MemberProfile
 
     offer = offer_create(usage_limit_type="multiple", max_redemptions_per_code=3)
-    members = Member.objects.bulk_create([Member(member_no=f"BENCH{i:07d}") for i in range(1000)])
+    members = Member.objects.bulk_create([Member() for _ in range(1000)])
+    MemberProfile.objects.bulk_create(
+        MemberProfile(member=m, merchant=offer.merchant, member_no=f"BENCH{i:07d}")
+        for i, m in enumerate(members)
+    )
     _key, token = services.api_key_create(
         merchant=offer.merchant, scopes=["offers", "read"], name="bench import"
     )

@@ -13,6 +13,7 @@ from coupons.models import (
     Distributor,
     Location,
     Member,
+    MemberProfile,
     Merchant,
     Offer,
     Redemption,
@@ -58,11 +59,37 @@ class LocationAdmin(admin.ModelAdmin):
     autocomplete_fields = ("site",)
 
 
+class MemberProfileInline(admin.TabularInline):
+    """Each owner's own record of the member; none of them sees another's."""
+
+    model = MemberProfile
+    extra = 0
+    fields = (
+        "merchant",
+        "distributor",
+        "member_no",
+        "email",
+        "external_id",
+        "attributes",
+        "uuid",
+        "created_at",
+    )
+    readonly_fields = ("uuid", "created_at")
+    autocomplete_fields = ("merchant", "distributor")
+
+
 @admin.register(Member)
 class MemberAdmin(admin.ModelAdmin):
-    list_display = ("id", "member_no", "email", "external_id", "created_at")
-    search_fields = ("=id", "member_no", "email", "external_id", "=uuid")
-    readonly_fields = ("uuid", "created_at")
+    list_display = ("id", "created_at")
+    search_fields = (
+        "=id",
+        "profiles__member_no",
+        "profiles__email",
+        "profiles__external_id",
+        "=profiles__uuid",
+    )
+    readonly_fields = ("created_at",)
+    inlines = [MemberProfileInline]
 
 
 class OfferAdminForm(forms.ModelForm):
@@ -119,7 +146,7 @@ class CouponAdmin(admin.ModelAdmin):
     list_display = ("code", "offer", "member", "status", "times_redeemed", "max_redemptions", "issued_at",
                     "expires_at")  # fmt: skip
     list_filter = ("status", ("offer", admin.RelatedOnlyFieldListFilter), "issued_at", "expires_at")
-    search_fields = ("=code", "member__member_no", "member__email", "identifier")
+    search_fields = ("=code", "member__profiles__member_no", "member__profiles__email", "identifier")
     autocomplete_fields = ("offer", "member")
     readonly_fields = ("uuid", "times_redeemed", "job", "created_at", "updated_at", "viewed_at")
     list_select_related = ("offer", "member")
@@ -138,7 +165,7 @@ class RedemptionAdmin(admin.ModelAdmin):
     list_display = ("id", "coupon", "order_id", "order_value", "currency", "discount_amount", "location",
                     "redeemed_at", "rolled_back_at")  # fmt: skip
     list_filter = ("redeemed_at", "rolled_back_at", "currency", "merchant")
-    search_fields = ("order_id", "=coupon__code", "member__member_no", "member__email")
+    search_fields = ("order_id", "=coupon__code", "member__profiles__member_no", "member__profiles__email")
     autocomplete_fields = ("coupon", "member", "location", "merchant", "distributor")
     readonly_fields = [f.name for f in Redemption._meta.fields]
     list_select_related = ("coupon", "location")

@@ -18,7 +18,8 @@ from django.utils import timezone
 from coupons import events, services
 from coupons.codes import CodeFormat
 from coupons.errors import ApplicationError, invalid
-from coupons.models import Coupon, Job, Member, Offer
+from coupons.models import Coupon, Job, Member, MemberProfile, Offer
+from coupons.selectors import member_profiles_for_offer
 from webhooks.models import Event
 from webhooks.outbox import deliveries_add, subscriptions_matching
 
@@ -154,11 +155,12 @@ def _issued_events(offer: Offer, coupon_ids: list[int]) -> None:
         return
     now = timezone.now()
     issued = []
-    for coupon in Coupon.objects.filter(id__in=coupon_ids).select_related("member").order_by("id"):
+    coupons = list(Coupon.objects.filter(id__in=coupon_ids).select_related("member").order_by("id"))
+    profiles = member_profiles_for_offer(offer, {c.member_id for c in coupons})
+    for coupon in coupons:
         coupon.offer = offer
-        issued.append(
-            Event(type="coupon.issued", offer=offer, data=events.coupon_event_data(coupon), created_at=now)
-        )
+        data = events.coupon_event_data(coupon, profile=profiles.get(coupon.member_id))
+        issued.append(Event(type="coupon.issued", offer=offer, data=data, created_at=now))
     if use_copy():
         _events_copy(issued)
     else:
@@ -297,7 +299,7 @@ def _executemany_insert(
         )
         for i, id_ in enumerate(ids)
     ]
-    events.record_coupons_created(offer, stored, members)
+    events.record_coupons_created(offer, stored)
     return Inserted(count=len(ids), ids=ids, member_ids=rows.member_ids or [None] * len(ids))
 
 
@@ -314,6 +316,16 @@ def codes_taken(codes: list[str]) -> set[str]:
             Coupon.objects.filter(code__in=codes[start : start + LOOKUP_BATCH]).values_list("code", flat=True)
         )
     return taken
+
+
+def codes_of_other_merchants(codes: list[str], merchant_id: int) -> int:
+    """How many of these codes other merchants' offers hold (for the unknown-code limit; never said which)."""
+    return sum(
+        Coupon.objects.filter(code__in=codes[start : start + LOOKUP_BATCH])
+        .exclude(offer__merchant_id=merchant_id)
+        .count()
+        for start in range(0, len(codes), LOOKUP_BATCH)
+    )
 
 
 def _executemany_params(prototype: Coupon, per_row: dict[str, list]) -> tuple[list[str], list[tuple]]:
@@ -441,8 +453,12 @@ def _insert_sql(
     coupon_columns, coupon_values, params = _coupon_columns(prototype)
     snapshot_sql, snapshot_params = _snapshot_sql(offer, prototype, per_row)
     event_columns, event_values, event_params = _event_columns(offer, now)
+    # member_no is the offer's merchant's own: another owner's profile of the member never joins.
     member_join = (
-        f"LEFT JOIN {Member._meta.db_table} m ON m.id = ins.member_id" if "member_id" in per_row else ""
+        f"LEFT JOIN {MemberProfile._meta.db_table} m ON m.member_id = ins.member_id"
+        f" AND m.merchant_id = {int(offer.merchant_id)}"
+        if "member_id" in per_row
+        else ""
     )
     ids = "(SELECT array_agg(id ORDER BY id) FROM ins)" if want_ids else "NULL"
     member_ids = "(SELECT array_agg(member_id ORDER BY id) FROM ins)" if want_ids else "NULL"

@@ -13,12 +13,14 @@ from typing import BinaryIO
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Case, CharField, F, Func, Q, Value, When
+from django.db.models import Case, CharField, F, FilteredRelation, Func, Q, Value, When
+from django.db.models.functions import Concat, Left
+from django.db.models.lookups import In
 from django.utils import timezone
 
 from coupons import bulk, jobs, services
 from coupons.errors import ApplicationError, invalid
-from coupons.models import Coupon, CouponStatus, Job, JobChunk, Member, Offer
+from coupons.models import Coupon, CouponStatus, Job, JobChunk, MemberProfile, Offer
 
 # --- export -------------------------------------------------------------------------------------
 
@@ -66,10 +68,38 @@ def _export_rows(offer: Offer, *, formatted_by_database: bool):
         if formatted_by_database
         else ("issued_at", "expires_at")
     )
+    # The member number is the offer's merchant's own; another owner's profile of the member never joins.
+    profile = FilteredRelation(
+        "member__profiles", condition=Q(member__profiles__merchant_id=offer.merchant_id)
+    )
     return (
         Coupon.objects.filter(offer_id=offer.pk)
+        .annotate(profile=profile)
         .order_by("id")
-        .values_list("code", "member_id", "member__member_no", shown, *times, "times_redeemed")
+        .values_list(
+            _formula_safe("code"),
+            "member_id",
+            _formula_safe("profile__member_no"),
+            shown,
+            *times,
+            "times_redeemed",
+        )
+    )
+
+
+# Cells a spreadsheet would run as a formula (OWASP's CSV injection list). Codes (vanity codes, prefixes,
+# imported codes) and member numbers carry text an owner chose; the other columns are numbers, dates and
+# statuses.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _formula_safe(column: str) -> Case:
+    """The column's text behind a ' when it starts like a formula; the database does it, so the streamed
+    export spends no Python per row."""
+    return Case(
+        When(In(Left(column, 1), FORMULA_STARTS), then=Concat(Value("'"), column)),
+        default=F(column),
+        output_field=CharField(),
     )
 
 
@@ -105,7 +135,8 @@ REASONS = {
     "too_long": f"The code is longer than {CODE_MAX_LENGTH} characters.",
     "bad_characters": "A code may hold only ASCII letters, digits, '-' and '_'.",
     "duplicate_in_file": "The code appears more than once in the file.",
-    "already_exists": "The code already exists.",
+    # One reason whoever holds the code: the answer must not tell another owner's codes from this one's.
+    "unavailable": "The code cannot be used; choose another.",
     "bad_member": "The member id is not a whole number.",
     "unknown_member": "No member has this id.",
     "bad_date": "The expiry is not an ISO 8601 date or date and time (e.g. 2025-12-31 or 2025-12-31T23:59:00+11:00).",
@@ -125,9 +156,13 @@ class ImportResult:
 
 
 class ImportRejected(ApplicationError):
-    """Rows of an upload that are not valid, every one of them with its reason; nothing was imported."""
+    """Rows of an upload that are not valid, every one of them with its reason; nothing was imported.
 
-    def __init__(self, rows: list[dict]):
+    `others_codes` counts the rows refused because another merchant's offer holds the code: never shown,
+    each one counts against the unknown-code limit like a guessed code.
+    """
+
+    def __init__(self, rows: list[dict], others_codes: int = 0):
         listed = "" if len(rows) <= ERRORS_LISTED else f" (the first {ERRORS_LISTED} are listed)"
         super().__init__(
             "invalid_request",
@@ -136,6 +171,7 @@ class ImportRejected(ApplicationError):
             fields={"file": ["invalid_rows"]},
         )
         self.rows = rows[:ERRORS_LISTED]
+        self.others_codes = others_codes
 
     def as_body(self) -> dict:
         body = super().as_body()
@@ -287,15 +323,16 @@ def _import_text(offer: Offer, job: Job | None, text: str, on_progress=None) -> 
 
 def _validated(offer: Offer, parsed: _Parsed) -> tuple[bulk.NewCoupons, datetime | None]:
     errors = parsed.errors
-    _codes_check(parsed, errors)
-    member_ids = _members_check(parsed, errors)
+    others_codes = _codes_check(offer, parsed, errors)
+    member_ids = _members_check(offer, parsed, errors)
     expiries = _expiries_check(offer, parsed, errors)
     if errors:
-        raise ImportRejected(sorted(errors, key=lambda e: e["row"]))
+        raise ImportRejected(sorted(errors, key=lambda e: e["row"]), others_codes)
     return _rows_for_insert(offer, parsed.codes, member_ids, expiries)
 
 
-def _codes_check(parsed: _Parsed, errors: list[dict]) -> None:
+def _codes_check(offer: Offer, parsed: _Parsed, errors: list[dict]) -> int:
+    """Refuse rows whose code is not valid or taken; returns how many other merchants' offers hold."""
     first_seen: dict[str, int] = {}
     fine: list[str] = []
     for line, code in zip(parsed.line_numbers, parsed.codes, strict=True):
@@ -314,11 +351,13 @@ def _codes_check(parsed: _Parsed, errors: list[dict]) -> None:
         else:
             first_seen[code] = line
             fine.append(code)
-    for code in bulk.codes_taken(fine):
-        errors.append(_row_error(first_seen[code], code, "already_exists"))
+    taken = sorted(bulk.codes_taken(fine))
+    for code in taken:
+        errors.append(_row_error(first_seen[code], code, "unavailable"))
+    return bulk.codes_of_other_merchants(taken, offer.merchant_id) if taken else 0
 
 
-def _members_check(parsed: _Parsed, errors: list[dict]) -> list[int | None] | None:
+def _members_check(offer: Offer, parsed: _Parsed, errors: list[dict]) -> list[int | None] | None:
     if not any(parsed.member_cells):
         return None
     ids: list[int | None] = []
@@ -328,7 +367,16 @@ def _members_check(parsed: _Parsed, errors: list[dict]) -> list[int | None] | No
             cell = ""
         ids.append(int(cell) if cell else None)
     wanted = {i for i in ids if i is not None}
-    known = set(Member.objects.filter(id__in=wanted).values_list("id", flat=True)) if wanted else set()
+    # Codes are the merchant's to make: only members it told the platform about are known.
+    known = (
+        set(
+            MemberProfile.objects.filter(merchant_id=offer.merchant_id, member_id__in=wanted).values_list(
+                "member_id", flat=True
+            )
+        )
+        if wanted
+        else set()
+    )
     for line, code, member_id in zip(parsed.line_numbers, parsed.codes, ids, strict=True):
         if member_id is not None and member_id not in known:
             errors.append(_row_error(line, code, "unknown_member"))

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from coupons import services
 from coupons.api.auth import KEY_PREFIX_LENGTH, api_key_hash
-from coupons.models import ApiKey, Coupon, Distributor, Member, Merchant, Offer, Site
+from coupons.models import ApiKey, Coupon, Distributor, Member, MemberProfile, Merchant, Offer, Site
 from coupons.roles import ACCOUNT_MANAGER, CAMPAIGN_MANAGER, SUPPORT, roles_ensure
 
 DEMO_ADMIN = ("admin", "admin")
@@ -53,9 +53,11 @@ def demo_load() -> dict:
         name="My site", merchant=merchant, defaults={"timezone": "Australia/Sydney"}
     )
     for number, member_no in ((1300, "GATA0001300"), (1301, "GATA0001301"), (1302, "GATA0001302")):
-        Member.objects.get_or_create(
-            id=number, defaults={"member_no": member_no, "email": f"member{number}@example.com",
-                                 "external_id": f"cust-{number}", "attributes": {"favourite": "flat white"}},
+        member, _ = Member.objects.get_or_create(id=number)
+        MemberProfile.objects.get_or_create(
+            member=member, merchant=merchant,
+            defaults={"member_no": member_no, "email": f"member{number}@example.com",
+                      "external_id": f"cust-{number}", "attributes": {"favourite": "flat white"}},
         )  # fmt: skip
     now = timezone.now()
     for fields in DEMO_OFFERS:

@@ -2,6 +2,7 @@
 
 from collections.abc import Iterable, Sequence
 
+from coupons.selectors import member_profiles_for_offer
 from webhooks.outbox import event_record
 
 CREATED_CHUNK = 500  # coupon.created carries at most this many codes a message
@@ -42,27 +43,28 @@ def site_snapshot(site) -> dict:
     return {"uuid": str(site.uuid), "name": site.name, "timezone": site.timezone}
 
 
-def member_snapshot(member) -> dict | None:
+def member_snapshot(member, profile) -> dict | None:
+    """The member as the offer's merchant knows it (`profile`, None when it told nothing): only its own data."""
     if member is None:
         return None
     return {
         "id": member.id,
-        "member_no": member.member_no,
-        "external_id": member.external_id,
-        "uuid": str(member.uuid),
-        "email": member.email,
-        "attributes": member.attributes or {},
+        "member_no": profile.member_no if profile else None,
+        "external_id": profile.external_id if profile else None,
+        "uuid": str(profile.uuid) if profile else None,
+        "email": profile.email if profile else None,
+        "attributes": (profile.attributes or {}) if profile else {},
     }
 
 
-def coupon_snapshot(coupon, member=None) -> dict:
+def coupon_snapshot(coupon, profile=None) -> dict:
     discount = coupon.discount_value if coupon.discount_value is not None else coupon.offer.discount_value
     return {
         "id": coupon.id,
         "uuid": str(coupon.uuid),
         "code": coupon.code,
         "member_id": coupon.member_id,
-        "member_no": member.member_no if member else None,
+        "member_no": profile.member_no if profile else None,
         "identifier": coupon.identifier,
         "session_id": coupon.session_id,
         "competition_entry_id": str(coupon.competition_entry_id) if coupon.competition_entry_id else None,
@@ -109,12 +111,12 @@ def event_base(offer) -> dict:
     return _base(offer)
 
 
-def coupon_event_data(coupon, *, session_id=None, redemption=None, error=None) -> dict:
-    """The snapshot of an event about one coupon (webhook test events build theirs with it too)."""
-    member = coupon.member
+def coupon_event_data(coupon, *, profile=None, session_id=None, redemption=None, error=None) -> dict:
+    """The snapshot of an event about one coupon, with `profile` the offer's merchant's profile of its member
+    (webhook test events build theirs with it too)."""
     return _base(coupon.offer) | {
-        "coupon": coupon_snapshot(coupon, member),
-        "member": member_snapshot(member),
+        "coupon": coupon_snapshot(coupon, profile),
+        "member": member_snapshot(coupon.member, profile),
         "session_id": session_id or coupon.session_id,
         "redemption": redemption,
         "error": error,
@@ -123,16 +125,19 @@ def coupon_event_data(coupon, *, session_id=None, redemption=None, error=None) -
 
 def record_coupon_event(event_type: str, coupon, *, session_id=None, redemption=None, error=None):
     """Record one event about one coupon (issued, viewed, redeemed, redemption_failed)."""
-    data = coupon_event_data(coupon, session_id=session_id, redemption=redemption, error=error)
+    profile = member_profiles_for_offer(coupon.offer, [coupon.member_id]).get(coupon.member_id)
+    data = coupon_event_data(
+        coupon, profile=profile, session_id=session_id, redemption=redemption, error=error
+    )
     return event_record(event_type=event_type, offer=coupon.offer, data=data)
 
 
-def record_coupons_created(offer, coupons: Sequence, members_by_id: dict | None = None) -> None:
+def record_coupons_created(offer, coupons: Sequence) -> None:
     """Record coupon.created in messages of at most CREATED_CHUNK codes."""
-    members_by_id = members_by_id or {}
+    profiles = member_profiles_for_offer(offer, {c.member_id for c in coupons})
     base = _base(offer)
     for chunk in _chunks(coupons, CREATED_CHUNK):
-        data = base | {"coupons": [coupon_snapshot(c, members_by_id.get(c.member_id)) for c in chunk]}
+        data = base | {"coupons": [coupon_snapshot(c, profiles.get(c.member_id)) for c in chunk]}
         event_record(event_type="coupon.created", offer=offer, data=data)
 
 

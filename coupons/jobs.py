@@ -52,7 +52,7 @@ def job_generate_start(
         # The offer lock orders concurrent starts, so two jobs cannot both pass the code-space guard.
         offer = Offer.objects.select_for_update().select_related("site").get(pk=offer.pk)
         if member_ids is not None:
-            members = services.members_resolve(member_ids)
+            members = services.members_resolve(member_ids, offer=offer)
             if not multiple:
                 members = services.members_without_live_code(offer, members)
             ids = [m.id for m in members]
@@ -170,7 +170,10 @@ def _chunk_run_next(job_id: int) -> str:
         return "done"
     except ApplicationError as error:
         # A refusal (the code space filled up, an import row no longer valid) will not pass on a retry.
-        _chunk_failed(job_id, chunk_id, error.message, permanent=True, details=getattr(error, "rows", None))
+        _chunk_failed(
+            job_id, chunk_id, error.message, permanent=True, details=getattr(error, "rows", None),
+            others_codes=getattr(error, "others_codes", 0),
+        )  # fmt: skip
     except Exception as error:
         logger.exception("Job %s chunk %s failed", job_id, chunk_id)
         _chunk_failed(job_id, chunk_id, f"{type(error).__name__}: {error}", permanent=False)
@@ -186,7 +189,9 @@ def _chunk_done(job: Job, chunk: JobChunk, made: int) -> None:
     Job.objects.filter(pk=job.pk).update(done=done, total=F("total") - (chunk.size - made), heartbeat_at=now)
 
 
-def _chunk_failed(job_id: int, chunk_id: int | None, message: str, *, permanent: bool, details=None) -> None:
+def _chunk_failed(
+    job_id: int, chunk_id: int | None, message: str, *, permanent: bool, details=None, others_codes: int = 0
+) -> None:
     with transaction.atomic():
         chunk = JobChunk.objects.select_for_update().filter(pk=chunk_id).first() if chunk_id else None
         attempts = (chunk.attempts + 1) if chunk else CHUNK_MAX_ATTEMPTS
@@ -198,11 +203,15 @@ def _chunk_failed(job_id: int, chunk_id: int | None, message: str, *, permanent:
                 state=JobChunk.State.FAILED if failed else JobChunk.State.PENDING,
             )
         if failed:
-            job_fail(job_id=job_id, error=message, details=details)
+            job_fail(job_id=job_id, error=message, details=details, others_codes=others_codes)
 
 
-def job_fail(*, job_id: int, error: str, details: list | None = None) -> None:
-    """Mark an unfinished job failed, saying why (and, for an import, which rows)."""
+def job_fail(*, job_id: int, error: str, details: list | None = None, others_codes: int = 0) -> None:
+    """Mark an unfinished job failed, saying why (and, for an import, which rows).
+
+    `others_codes` (never shown) is how many of those rows other merchants' codes refused: the API counts
+    them against the unknown-code limit before it shows the rows.
+    """
     with transaction.atomic():
         job = Job.objects.select_for_update().filter(pk=job_id, state__in=UNFINISHED).first()
         if job is None:
@@ -212,6 +221,8 @@ def job_fail(*, job_id: int, error: str, details: list | None = None) -> None:
         job.done = job.chunks.filter(state=JobChunk.State.DONE).aggregate(made=Sum("made"))["made"] or 0
         if details is not None:
             job.params = {**job.params, "errors": details}
+        if others_codes:
+            job.params = {**job.params, "others_codes": others_codes}
         job.save(update_fields=["state", "error", "finished_at", "done", "params"])
 
 

@@ -75,21 +75,76 @@ class Location(models.Model):
 
 
 class Member(models.Model):
-    """A customer, shared by every owner; ids may come from the integrator (Redcat MemberID)."""
+    """A customer's id (the integrator's own, e.g. Redcat's MemberID, or one the platform gives).
+
+    The id is all owners share: what each owner told the platform about the member lives in that
+    owner's MemberProfile, so two owners both using member 1300 never see each other's data.
+    """
 
     id = models.BigAutoField(primary_key=True)
-    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    member_no = models.CharField(max_length=64, unique=True, null=True, blank=True)
-    external_id = models.CharField(max_length=200, null=True, blank=True, db_index=True)
-    email = models.EmailField(null=True, blank=True, db_index=True)
-    attributes = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["id"]
 
     def __str__(self) -> str:
-        return self.member_no or self.email or f"Member {self.id}"
+        return f"Member {self.id}"
+
+
+class MemberProfile(models.Model):
+    """What one owner (a merchant or a distributor) told the platform about a member: that owner's alone.
+
+    A profile with neither owner holds data from before profiles existed that no offer tied to a merchant;
+    only staff see it.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="profiles")
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.CASCADE, null=True, blank=True, related_name="member_profiles"
+    )
+    distributor = models.ForeignKey(
+        Distributor, on_delete=models.CASCADE, null=True, blank=True, related_name="member_profiles"
+    )
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    member_no = models.CharField(max_length=64, null=True, blank=True)
+    external_id = models.CharField(max_length=200, null=True, blank=True, db_index=True)
+    email = models.EmailField(null=True, blank=True, db_index=True)
+    attributes = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["member_id", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(merchant__isnull=True) | Q(distributor__isnull=True),
+                name="member_profile_one_owner",
+            ),
+            models.UniqueConstraint(
+                fields=["merchant", "member"], condition=Q(merchant__isnull=False),
+                name="member_profile_unique_per_merchant",
+            ),
+            models.UniqueConstraint(
+                fields=["distributor", "member"], condition=Q(distributor__isnull=False),
+                name="member_profile_unique_per_distributor",
+            ),
+            models.UniqueConstraint(
+                fields=["member"], condition=Q(merchant__isnull=True, distributor__isnull=True),
+                name="member_profile_unique_unowned",
+            ),
+            models.UniqueConstraint(
+                fields=["merchant", "member_no"], condition=Q(merchant__isnull=False, member_no__isnull=False),
+                name="member_profile_unique_number_per_merchant",
+            ),
+            models.UniqueConstraint(
+                fields=["distributor", "member_no"],
+                condition=Q(distributor__isnull=False, member_no__isnull=False),
+                name="member_profile_unique_number_per_distributor",
+            ),
+        ]  # fmt: skip
+
+    def __str__(self) -> str:
+        return self.member_no or self.email or f"Member {self.member_id}"
 
 
 class CouponType(models.TextChoices):

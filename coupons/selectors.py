@@ -5,8 +5,8 @@ from dataclasses import dataclass
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
-from coupons.errors import not_found
-from coupons.models import Coupon, CouponStatus, Merchant, Offer, Redemption
+from coupons.errors import ApplicationError, not_found
+from coupons.models import Coupon, CouponStatus, MemberProfile, Merchant, Offer, Redemption
 from coupons.prepared import PreparedLookup
 
 
@@ -40,6 +40,14 @@ def offer_get(*, owner: Owner, offer_id) -> Offer:
         return offers_visible_to(owner).select_related("site", "merchant").get(pk=int(offer_id))
     except (Offer.DoesNotExist, ValueError, TypeError, OverflowError):
         raise not_found("Offer") from None
+
+
+def offer_get_to_change(*, owner: Owner, offer_id) -> Offer:
+    """An offer the owner may change or make codes for: only its merchant may; a distributor only uses it."""
+    offer = offer_get(owner=owner, offer_id=offer_id)
+    if owner.merchant_id is None and not owner.is_staff:
+        raise ApplicationError("forbidden", "Only the offer's merchant may change it or create its codes.")
+    return offer
 
 
 def coupon_get_by_code(*, owner: Owner, code: str, for_update: bool = False) -> Coupon:
@@ -99,7 +107,38 @@ def coupon_of_session(*, offer: Offer, session_id: str | None) -> Coupon | None:
 
 
 def redemptions_visible_to(owner: Owner) -> QuerySet[Redemption]:
-    return Redemption.objects.filter(coupon__offer__in=offers_visible_to(owner))
+    """A merchant's key sees every redemption of its offers; a distributor's only those it made itself."""
+    redemptions = Redemption.objects.filter(coupon__offer__in=offers_visible_to(owner))
+    if owner.merchant_id is None and owner.distributor_id is not None:
+        redemptions = redemptions.filter(distributor_id=owner.distributor_id)
+    return redemptions
+
+
+def member_profiles_of(owner: Owner) -> QuerySet[MemberProfile]:
+    """What this owner told the platform about members: its merchant's profiles, or else its distributor's.
+
+    Staff see every profile. No key ever reads, or learns of, another owner's.
+    """
+    if owner.merchant_id is not None:
+        return MemberProfile.objects.filter(merchant_id=owner.merchant_id)
+    if owner.distributor_id is not None:
+        return MemberProfile.objects.filter(distributor_id=owner.distributor_id)
+    return MemberProfile.objects.all()
+
+
+def member_owner(owner: Owner, offer: Offer) -> Owner:
+    """Whose member profiles an action on the offer reads and writes: the key's, or for staff and shoppers
+    (the public pages) the offer's merchant's."""
+    return Owner(merchant_id=offer.merchant_id) if owner.is_staff else owner
+
+
+def member_profiles_for_offer(offer: Offer, member_ids) -> dict[int, MemberProfile]:
+    """What the offer's merchant knows of these members, by member id: all a webhook of its offer may carry."""
+    wanted = {i for i in member_ids if i is not None}
+    if not wanted:
+        return {}
+    profiles = MemberProfile.objects.filter(merchant_id=offer.merchant_id, member_id__in=wanted)
+    return {p.member_id: p for p in profiles}
 
 
 def merchant_default_site(merchant: Merchant):

@@ -22,8 +22,9 @@ def offer(site):
 
 
 @pytest.fixture
-def member(db):
-    return factories.MemberFactory()
+def member(merchant):
+    """A member the merchant told the platform about."""
+    return factories.MemberFactory(merchant=merchant)
 
 
 @pytest.fixture

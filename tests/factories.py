@@ -6,7 +6,17 @@ from decimal import Decimal
 import factory
 from django.utils import timezone
 
-from coupons.models import Coupon, Distributor, Location, Member, Merchant, Offer, Redemption, Site
+from coupons.models import (
+    Coupon,
+    Distributor,
+    Location,
+    Member,
+    MemberProfile,
+    Merchant,
+    Offer,
+    Redemption,
+    Site,
+)
 
 
 class MerchantFactory(factory.django.DjangoModelFactory):
@@ -41,13 +51,25 @@ class LocationFactory(factory.django.DjangoModelFactory):
 
 
 class MemberFactory(factory.django.DjangoModelFactory):
+    """A member, with `merchant`'s profile of it when a merchant (or `distributor`) is given."""
+
     class Meta:
         model = Member
 
+    merchant = None
+    distributor = None
     member_no = factory.Sequence(lambda n: f"GATA{n:07d}")
     external_id = factory.Sequence(lambda n: f"cust-{n}")
     email = factory.Sequence(lambda n: f"member{n}@example.com")
     attributes = factory.LazyFunction(dict)
+
+    @classmethod
+    def _create(cls, model_class, *args, merchant=None, distributor=None, **kwargs):
+        told = {name: kwargs.pop(name) for name in ("member_no", "external_id", "email", "attributes")}
+        member = super()._create(model_class, *args, **kwargs)
+        if merchant is not None or distributor is not None:
+            MemberProfile.objects.create(member=member, merchant=merchant, distributor=distributor, **told)
+        return member
 
 
 class OfferFactory(factory.django.DjangoModelFactory):

@@ -13,6 +13,7 @@ from coupons.errors import ApplicationError
 from webhooks import services
 from webhooks.formats import EVENT_TYPES
 from webhooks.models import Attempt, Delivery, Event, Subscription
+from webhooks.redaction import headers_redacted, url_redacted
 from webhooks.selectors import subscriptions_health
 
 FORM_FIELDS = ["name", "url", "format", "events", "http_method", "params", "headers", "active", "site", "offers",
@@ -90,6 +91,13 @@ class SubscriptionForm(forms.ModelForm):
         model = Subscription
         fields = ["name", "url", "format", "events", "http_method", "params", "headers", "merchant",
                   "distributor", "site", "offers", "active"]  # fmt: skip
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            # Credentials are shown masked once saved; a mask sent back unchanged keeps them (the service).
+            self.initial["url"] = url_redacted(self.instance.url)
+            self.initial["headers"] = headers_redacted(self.instance.headers)
 
     def clean_params(self):
         return self.cleaned_data.get("params") or {}  # an empty box means no parameters

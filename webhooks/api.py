@@ -1,7 +1,7 @@
 """Webhook API (scope `webhooks`): an owner's subscriptions, its deliveries with their attempts, manual retries."""
 
 from django.db.models import Prefetch, QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
@@ -11,6 +11,7 @@ from coupons.models import Distributor, Merchant
 from webhooks import selectors, services
 from webhooks.formats import EVENT_TYPES, FORMAT_CHOICES
 from webhooks.models import Attempt, Delivery, Subscription
+from webhooks.redaction import headers_redacted, url_redacted
 
 SCOPE = "webhooks"
 
@@ -54,6 +55,10 @@ class SubscriptionInSerializer(StrictSerializer):
 
 
 class SubscriptionSerializer(OutputSerializer):
+    """A subscription as shown after its creation: credentials in its URL and header values masked."""
+
+    url = serializers.SerializerMethodField()
+    headers = serializers.SerializerMethodField()
     offer_ids = serializers.SerializerMethodField()
 
     class Meta:
@@ -64,8 +69,19 @@ class SubscriptionSerializer(OutputSerializer):
     def get_offer_ids(self, subscription: Subscription) -> list[int]:
         return sorted(offer.id for offer in subscription.offers.all())
 
+    def get_url(self, subscription: Subscription) -> str:
+        return url_redacted(subscription.url)
+
+    @extend_schema_field(serializers.DictField(child=serializers.CharField()))
+    def get_headers(self, subscription: Subscription) -> dict:
+        return headers_redacted(subscription.headers)
+
 
 class SubscriptionCreatedSerializer(SubscriptionSerializer):
+    """The creating answer: it echoes the URL and headers as sent, with the secret shown this once."""
+
+    url = serializers.CharField()
+    headers = serializers.DictField(child=serializers.CharField())
     secret = serializers.CharField(help_text="The whsec_ signing secret: shown in this answer only.")
 
     class Meta(SubscriptionSerializer.Meta):

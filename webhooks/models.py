@@ -8,6 +8,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from webhooks.redaction import url_redacted
+
 
 def new_signing_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
@@ -70,7 +72,7 @@ class Subscription(models.Model):
         ordering = ["id"]
 
     def __str__(self) -> str:
-        return self.name or f"{self.format} → {self.url}"
+        return self.name or f"{self.format} → {url_redacted(self.url)}"
 
     def clean(self) -> None:
         from webhooks.validation import subscription_errors

@@ -10,12 +10,13 @@ from django.utils import timezone
 
 from coupons import events as coupon_events
 from coupons.errors import ApplicationError
-from coupons.models import Coupon, Distributor, Member, Merchant, Offer, Site
+from coupons.models import Coupon, Distributor, Member, MemberProfile, Merchant, Offer, Site
 from coupons.selectors import Owner, offers_visible_to
 from webhooks import doorbell, retries
 from webhooks.formats import EVENT_TYPES, FORMATS
 from webhooks.models import Delivery, Event, Subscription, new_signing_secret
 from webhooks.outbox import deliveries_add
+from webhooks.redaction import headers_unredacted, url_unredacted
 from webhooks.validation import subscription_errors
 
 SUBSCRIPTION_FIELDS = {
@@ -51,8 +52,15 @@ def subscription_create(
 
 
 def subscription_update(*, subscription: Subscription, **fields) -> Subscription:
-    """Change a subscription; turning it back on clears why it was disabled."""
+    """Change a subscription; turning it back on clears why it was disabled.
+
+    A URL or header value sent back as shown (masked) keeps what is stored rather than the mask.
+    """
     subscription.refresh_from_db()
+    if isinstance(fields.get("url"), str):
+        fields["url"] = url_unredacted(fields["url"], subscription.url)
+    if isinstance(fields.get("headers"), dict):
+        fields["headers"] = headers_unredacted(fields["headers"], subscription.headers)
     changed = {name for name in fields if name != "offers"} | {"updated_at"}
     if fields.get("active") and not subscription.active:
         subscription.disabled_reason, subscription.disabled_at, subscription.failing_since = "", None, None
@@ -166,15 +174,16 @@ def sample_event_data(subscription: Subscription, event_type: str, now: datetime
         discount_value=Decimal("10.00"), currency="AUD", start_date=now - timedelta(days=1),
         finish_date=now + timedelta(days=30), expiry_type="relative", expiry_value=30, expiry_unit="day",
     )  # fmt: skip
-    member = Member(
-        id=0, member_no="SAMPLE0000001", external_id="sample-customer", email="sample@example.com"
+    member = Member(id=0)
+    profile = MemberProfile(
+        member=member, member_no="SAMPLE0000001", external_id="sample-customer", email="sample@example.com"
     )
     coupon = Coupon(
         id=0, code="SAMPLECODE", offer=offer, member=member, issued_at=now, updated_at=now,
         expires_at=now + timedelta(days=30), session_id="sample-session",
     )  # fmt: skip
     if event_type == "coupon.created":
-        data = coupon_events.event_base(offer) | {"coupons": [coupon_events.coupon_snapshot(coupon, member)]}
+        data = coupon_events.event_base(offer) | {"coupons": [coupon_events.coupon_snapshot(coupon, profile)]}
     else:
         redemption = coupon_events.redemption_snapshot(
             redemption_id=0, order_id="SAMPLE-ORDER", order_value=Decimal("100.00"), currency="AUD",
@@ -184,6 +193,7 @@ def sample_event_data(subscription: Subscription, event_type: str, now: datetime
         failed = event_type == "coupon.redemption_failed"
         data = coupon_events.coupon_event_data(
             coupon,
+            profile=profile,
             redemption=redemption if event_type in ("coupon.redeemed", "coupon.redemption_failed") else None,
             error={"code": "already_redeemed", "message": "This code has already been redeemed."}
             if failed

@@ -17,7 +17,7 @@ from coupons.models import (
     ExpiryType,
     ExpiryUnit,
     Job,
-    Member,
+    MemberProfile,
     Offer,
     Redemption,
     UsageLimitType,
@@ -385,8 +385,12 @@ class RedemptionSerializer(OutputSerializer):
 
 
 class MemberSerializer(OutputSerializer):
+    """A member as the key's owner knows it: its own profile, with the member's id."""
+
+    id = serializers.IntegerField(source="member_id", read_only=True)
+
     class Meta:
-        model = Member
+        model = MemberProfile
         fields = ["id", "member_no", "external_id", "uuid", "email", "attributes", "created_at"]
         read_only_fields = fields
 

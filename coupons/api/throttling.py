@@ -33,6 +33,46 @@ def unknown_code_guard(request) -> Iterator[None]:
         raise
 
 
+@contextmanager
+def others_codes_guard(request) -> Iterator[None]:
+    """Count codes of other owners' offers that a write refused (an import's rows, a vanity code) as unknown
+    codes, taken or not: a collision is a found code. Past the limit every such write is refused up front,
+    collision or not, so neither the answer nor its status tells anything."""
+    retry_after = unknown_codes_count(request, misses=0)
+    if retry_after:
+        raise rate_limited(retry_after)
+    try:
+        yield
+    except ApplicationError as error:
+        misses = getattr(error, "others_codes", 0)
+        retry_after = unknown_codes_count(request, misses=misses) if misses else 0
+        if retry_after:
+            raise rate_limited(retry_after) from None
+        raise
+
+
+def others_codes_count_once(request, *, counted_as: str, misses: int) -> None:
+    """Count `misses` found in the background (a job's refused rows) once, when they are first about to be
+    shown; rate_limited when that takes the key or the address past the limit."""
+    if misses and cache.add(f"others-codes-counted:{counted_as}", 1, timeout=None):
+        retry_after = unknown_codes_count(request, misses=misses)
+        if retry_after:
+            raise rate_limited(retry_after)
+
+
+def unknown_codes_count(request, *, misses: int, now: float | None = None) -> int:
+    """Count `misses` at once, even when refused (probing in bulk costs what probing one by one does);
+    returns the seconds to wait when the key or the address is, or now goes, past the limit, else 0."""
+    now = time.time() if now is None else now
+    keys = _counter_keys(request, int(now // WINDOW_SECONDS))
+    counts = cache.get_many(keys)
+    most = max((counts.get(key, 0) for key in keys), default=0)
+    limit = settings.UNKNOWN_CODE_LIMIT_PER_MINUTE
+    if misses:
+        after_transaction(request, lambda: _increment(keys, misses))
+    return WINDOW_SECONDS - int(now % WINDOW_SECONDS) if most >= limit or most + misses > limit else 0
+
+
 def rate_limited(retry_after: int) -> ApplicationError:
     error = ApplicationError("rate_limited", "Too many unknown codes; slow down and try again later.")
     error.retry_after = retry_after
@@ -42,10 +82,7 @@ def rate_limited(retry_after: int) -> ApplicationError:
 def unknown_code_count(request, *, now: float | None = None) -> int:
     """Count one miss; returns the seconds to wait when the key or the address is past the limit, else 0."""
     now = time.time() if now is None else now
-    window = int(now // WINDOW_SECONDS)
-    keys = [f"unknown-codes:{window}:ip:{_CLIENT.get_ident(request)}"]
-    if getattr(request, "auth", None) is not None:
-        keys.append(f"unknown-codes:{window}:key:{request.auth.pk}")
+    keys = _counter_keys(request, int(now // WINDOW_SECONDS))
     counts = cache.get_many(keys)
     if any(count >= settings.UNKNOWN_CODE_LIMIT_PER_MINUTE for count in counts.values()):
         return WINDOW_SECONDS - int(now % WINDOW_SECONDS)
@@ -53,13 +90,20 @@ def unknown_code_count(request, *, now: float | None = None) -> int:
     return 0
 
 
-def _increment(keys: list[str]) -> None:
+def _counter_keys(request, window: int) -> list[str]:
+    keys = [f"unknown-codes:{window}:ip:{_CLIENT.get_ident(request)}"]
+    if getattr(request, "auth", None) is not None:
+        keys.append(f"unknown-codes:{window}:key:{request.auth.pk}")
+    return keys
+
+
+def _increment(keys: list[str], by: int = 1) -> None:
     for key in keys:
         cache.add(key, 0, timeout=WINDOW_SECONDS * 2)
         try:
-            cache.incr(key)
+            cache.incr(key, by)
         except ValueError:  # expired between add and incr
-            cache.add(key, 1, timeout=WINDOW_SECONDS * 2)
+            cache.add(key, by, timeout=WINDOW_SECONDS * 2)
 
 
 def after_transaction(request, callback) -> None:

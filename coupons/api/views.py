@@ -15,9 +15,9 @@ from coupons.api import serializers as s
 from coupons.api.base import ApiView
 from coupons.api.parsers import CsvBodyParser, JsonOnlyNegotiation
 from coupons.api.schema import error_response
-from coupons.api.throttling import unknown_code_guard
+from coupons.api.throttling import others_codes_count_once, others_codes_guard, unknown_code_guard
 from coupons.errors import ApplicationError, invalid, not_found
-from coupons.models import Coupon, CouponStatus, Job, Member, Merchant, Redemption, Site
+from coupons.models import Coupon, CouponStatus, Job, Merchant, Redemption, Site
 
 READ = ("read", "offers")
 LOOKUP = ("read", "validate", "redeem")
@@ -65,7 +65,8 @@ class OffersApi(ApiView):
     def post(self, request):
         fields = dict(_valid(s.OfferInSerializer, request.data))
         merchant, site = self._merchant_and_site(fields.pop("merchant_id", None), fields.pop("site_id", None))
-        offer = services.offer_create(merchant=merchant, site=site, **fields)
+        with others_codes_guard(request):
+            offer = services.offer_create(merchant=merchant, site=site, **fields)
         if self.owner.distributor_id is not None:
             # A merchant-and-distributor key would not see its own offer otherwise.
             offer.distributors.add(self.owner.distributor_id)
@@ -97,7 +98,7 @@ class OfferApi(ApiView):
 
     @extend_schema(summary="Change an offer", request=s.OfferInSerializer, responses={200: s.OfferSerializer})
     def patch(self, request, offer_id: int):
-        offer = selectors.offer_get(owner=self.owner, offer_id=offer_id)
+        offer = selectors.offer_get_to_change(owner=self.owner, offer_id=offer_id)
         fields = dict(_valid(s.OfferInSerializer, request.data, partial=True))
         if fields.pop("merchant_id", offer.merchant_id) != offer.merchant_id:
             raise invalid("An offer cannot move to another merchant.", merchant_id="read_only")
@@ -107,7 +108,8 @@ class OfferApi(ApiView):
             ).first()
             if fields["site"] is None:
                 raise invalid("Unknown site.", site_id="unknown")
-        offer = services.offer_update(offer=offer, **fields)
+        with others_codes_guard(request):
+            offer = services.offer_update(offer=offer, **fields)
         return Response(s.OfferSerializer(offer).data)
 
 
@@ -153,7 +155,7 @@ class OfferCouponsApi(ApiView):
         responses={201: s.CouponsCreatedSerializer, 202: s.JobSerializer},
     )
     def post(self, request, offer_id: int):
-        offer = selectors.offer_get(owner=self.owner, offer_id=offer_id)
+        offer = selectors.offer_get_to_change(owner=self.owner, offer_id=offer_id)
         data = _valid(s.CouponsCreateInSerializer, request.data)
         multiple = data.get("Multiple", data.get("Mulitple", True))
         member_ids, count = data.get("Members"), data.get("count")
@@ -235,16 +237,18 @@ class OfferCodesImportApi(ApiView):
         responses={201: s.ImportResultSerializer, 202: s.JobSerializer},
     )
     def post(self, request, offer_id: int):
-        offer = selectors.offer_get(owner=self.owner, offer_id=offer_id)
+        offer = selectors.offer_get_to_change(owner=self.owner, offer_id=offer_id)
         upload = request.data.get("file") if hasattr(request.data, "get") else None
         if isinstance(request.data, bytes):
-            result = csv_io.codes_import(offer=offer, file=request.data)
+            file, filename = request.data, ""
         elif upload is not None and hasattr(upload, "read"):
-            result = csv_io.codes_import(offer=offer, file=upload, filename=upload.name or "")
+            file, filename = upload, upload.name or ""
         else:
             raise invalid(
                 "Upload the CSV as the multipart field 'file' or as a text/csv body.", file="required"
             )
+        with others_codes_guard(request):
+            result = csv_io.codes_import(offer=offer, file=file, filename=filename)
         if isinstance(result, Job):
             return _job_accepted(result)
         return Response(s.ImportResultSerializer(result.as_dict()).data, status=status.HTTP_201_CREATED)
@@ -270,7 +274,7 @@ class OfferIssueApi(ApiView):
         data = _valid(s.IssueInSerializer, request.data)
         if "competition_entry_id" in data:
             data["competition_entry_id"] = str(data["competition_entry_id"])
-        coupon, created = services.coupon_issue(offer=offer, **data)
+        coupon, created = services.coupon_issue(offer=offer, owner=self.owner, **data)
         return Response(s.CouponSerializer(coupon).data, status=201 if created else 200)
 
 
@@ -295,7 +299,7 @@ class CustomerEngagementCouponApi(ApiView):
             offer.merchant_id, offer.site_id,
         ):  # fmt: skip
             raise not_found("Offer")
-        coupon, created = services.coupon_issue(offer=offer, identifier=query["identifier"])
+        coupon, created = services.coupon_issue(offer=offer, owner=self.owner, identifier=query["identifier"])
         return Response(s.CouponSerializer(coupon).data, status=201 if created else 200)
 
 
@@ -435,7 +439,7 @@ class MembersApi(ApiView):
         responses={200: s.MemberSerializer(many=True)},
     )
     def get(self, request):
-        members = Member.objects.order_by("id")
+        members = selectors.member_profiles_of(self.owner).order_by("member_id")
         for name in ("member_no", "external_id", "email"):
             if name in request.query_params:
                 members = members.filter(**{name: request.query_params[name]})
@@ -445,7 +449,7 @@ class MembersApi(ApiView):
         summary="Create a member", request=s.MemberInSerializer, responses={201: s.MemberSerializer}
     )
     def post(self, request):
-        member = services.member_create(**_valid(s.MemberInSerializer, request.data))
+        member = services.member_create(owner=self.owner, **_valid(s.MemberInSerializer, request.data))
         return Response(s.MemberSerializer(member).data, status=status.HTTP_201_CREATED)
 
 
@@ -454,7 +458,7 @@ class MemberApi(ApiView):
 
     @extend_schema(summary="Get a member", responses={200: s.MemberSerializer})
     def get(self, request, member_id: int):
-        return Response(s.MemberSerializer(services.member_get(member_id=member_id)).data)
+        return Response(s.MemberSerializer(services.member_get(owner=self.owner, member_id=member_id)).data)
 
 
 class MemberCouponsApi(ApiView):
@@ -464,7 +468,7 @@ class MemberCouponsApi(ApiView):
         summary="A member's codes (of the key's offers)", responses={200: s.CouponSerializer(many=True)}
     )
     def get(self, request, member_id: int):
-        member = services.member_get(member_id=member_id)
+        member = services.member_get(owner=self.owner, member_id=member_id).member
         offers = selectors.offers_visible_to(self.owner)
         return _paginated(self, _coupons(member.coupons.filter(offer__in=offers)), s.CouponSerializer)
 
@@ -477,7 +481,7 @@ class MemberRedemptionsApi(ApiView):
         responses={200: s.RedemptionSerializer(many=True)},
     )
     def get(self, request, member_id: int):
-        member = services.member_get(member_id=member_id)
+        member = services.member_get(owner=self.owner, member_id=member_id).member
         redemptions = selectors.redemptions_visible_to(self.owner).filter(member=member)
         return _paginated(self, _redemptions(redemptions), s.RedemptionSerializer)
 
@@ -493,4 +497,6 @@ class JobApi(ApiView):
         job = Job.objects.filter(pk=job_id, offer__in=selectors.offers_visible_to(self.owner)).first()
         if job is None:
             raise not_found("Job")
+        others_codes = job.params.get("others_codes", 0) if isinstance(job.params, dict) else 0
+        others_codes_count_once(request, counted_as=f"job:{job.pk}", misses=others_codes)
         return Response(s.JobSerializer(job).data)

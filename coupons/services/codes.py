@@ -142,7 +142,7 @@ def coupons_create(
     with transaction.atomic():
         offer = Offer.objects.select_for_update().select_related("site").get(pk=offer.pk)
         if member_ids is not None:
-            members = members_resolve(member_ids)
+            members = members_resolve(member_ids, offer=offer)
             if not multiple:
                 members = members_without_live_code(offer, members)
             coupons = coupons_build(offer=offer, count=len(members), members=members, job=job)
@@ -157,8 +157,7 @@ def coupons_create(
 
 def coupons_record_created(offer: Offer, coupons: list[Coupon]) -> None:
     """coupon.created in chunks, and coupon.issued for each code handed to a member."""
-    members_by_id = {c.member_id: c.member for c in coupons if c.member_id}
-    events.record_coupons_created(offer, coupons, members_by_id)
+    events.record_coupons_created(offer, coupons)
     for coupon in coupons:
         if coupon.member_id:
             events.record_coupon_event("coupon.issued", coupon)

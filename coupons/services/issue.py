@@ -14,7 +14,9 @@ from coupons.models import (
     Member,
     Offer,
 )
+from coupons.selectors import STAFF, Owner, member_owner, member_profiles_of
 from coupons.services.codes import coupon_expiry, coupons_build
+from coupons.services.members import member_profile_create
 from coupons.services.offers import offer_open_check
 
 
@@ -31,6 +33,7 @@ class IssueRequest:
 def coupon_issue(
     *,
     offer: Offer,
+    owner: Owner = STAFF,
     identifier: str | None = None,
     session_id: str | None = None,
     member_id: int | None = None,
@@ -38,7 +41,10 @@ def coupon_issue(
     attributes: dict | None = None,
     competition_entry_id: str | None = None,
 ) -> tuple[Coupon, bool]:
-    """Create or retrieve the one code of an identifier (or browser session); True when created."""
+    """Create or retrieve the one code of an identifier (or browser session); True when created.
+
+    `member_id`, `email` and `attributes` are read and written in the owner's own member profiles only.
+    """
     request = IssueRequest(
         identifier=identifier, session_id=session_id, member_id=member_id, email=email,
         attributes=attributes or {}, competition_entry_id=competition_entry_id,
@@ -50,7 +56,7 @@ def coupon_issue(
         return existing, False
     try:
         with transaction.atomic():
-            return _coupon_issue_new(offer, request, key), True
+            return _coupon_issue_new(offer, owner, request, key), True
     except IntegrityError:
         # Another request issued for the same key at the same moment: theirs is the one.
         existing = Coupon.objects.select_related("offer", "member").filter(offer=offer, **key).first()
@@ -90,10 +96,10 @@ def _issue_check(request: IssueRequest) -> None:
         raise invalid("attributes is an object.", attributes="invalid")
 
 
-def _coupon_issue_new(offer: Offer, request: IssueRequest, key: dict) -> Coupon:
+def _coupon_issue_new(offer: Offer, owner: Owner, request: IssueRequest, key: dict) -> Coupon:
     offer = Offer.objects.select_related("site").get(pk=offer.pk)
     offer_open_check(offer, timezone.now())
-    member = _issue_member(request)
+    member = _issue_member(request, member_owner(owner, offer))
     now = timezone.now()
     coupon = _pool_coupon_take(offer) if offer.issue_from_pool else None
     if coupon is None:
@@ -125,20 +131,27 @@ def _pool_coupon_take(offer: Offer) -> Coupon | None:
     return pool.select_for_update(skip_locked=True).first()
 
 
-def _issue_member(request: IssueRequest) -> Member | None:
+def _issue_member(request: IssueRequest, owner: Owner) -> Member | None:
+    """The member the code goes to, found or made among the owner's own; attributes given with no member
+    or e-mail are kept on a member made for this code alone."""
+    profiles = member_profiles_of(owner).select_for_update()
     if request.member_id is not None:
-        member = Member.objects.select_for_update().filter(pk=request.member_id).first()
-        if member is None:
+        profile = profiles.select_related("member").filter(member_id=request.member_id).first()
+        if profile is None:
             raise invalid("Unknown member.", member_id="unknown")
     elif request.email:
-        member = Member.objects.select_for_update().filter(email__iexact=request.email).order_by("id").first()
-        member = member or Member.objects.create(email=request.email)
+        profile = profiles.select_related("member").filter(email__iexact=request.email).order_by("id").first()
+        profile = profile or member_profile_create(
+            owner=owner, member=Member.objects.create(), email=request.email
+        )
+    elif request.attributes:
+        profile = member_profile_create(owner=owner, member=Member.objects.create())
     else:
         return None
     if request.attributes:
-        member.attributes = {**(member.attributes or {}), **request.attributes}
-        member.save(update_fields=["attributes"])
-    return member
+        profile.attributes = {**(profile.attributes or {}), **request.attributes}
+        profile.save(update_fields=["attributes"])
+    return profile.member
 
 
 def coupon_view(*, coupon: Coupon, session_id: str | None = None) -> Coupon:
@@ -157,10 +170,10 @@ def coupon_view(*, coupon: Coupon, session_id: str | None = None) -> Coupon:
 def coupon_reveal(*, offer: Offer, session_id: str, email: str | None = None) -> Coupon:
     """Click to reveal: the browser session's one code of the offer, issued on the first click and seen.
 
-    A content gate's e-mail finds or makes the member and is kept as its attribute, so the
-    webhooks of the code carry it.
+    A content gate's e-mail is kept as an attribute of a member made for this session's code alone, so the
+    webhooks of the code carry it. Anyone can type any address, so it never finds or claims a member.
     """
     with transaction.atomic():
         attributes = {"email": email} if email else None
-        coupon, _ = coupon_issue(offer=offer, session_id=session_id, email=email, attributes=attributes)
+        coupon, _ = coupon_issue(offer=offer, session_id=session_id, attributes=attributes)
         return coupon_view(coupon=coupon, session_id=session_id)

@@ -1,55 +1,85 @@
-"""Members: the platform's customers, shared by all owners."""
+"""Members: ids shared by all owners, and each owner's own profile of what it told the platform about them."""
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from coupons.errors import ApplicationError, invalid, not_found
-from coupons.models import Coupon, CouponStatus, Member, Offer
+from coupons.models import Coupon, CouponStatus, Member, MemberProfile, Offer
+from coupons.selectors import Owner, member_profiles_of
 
 
 def member_create(
     *,
+    owner: Owner,
     id: int | None = None,
     member_no: str | None = None,
     external_id: str | None = None,
     email: str | None = None,
     attributes: dict | None = None,
-) -> Member:
-    """Create a member, with the integrator's own member number as id when given."""
+) -> MemberProfile:
+    """Record a member for this owner, with the integrator's own member number as id when given.
+
+    An id another owner uses too is no conflict: each owner only ever sees its own profile of it.
+    """
     if id is not None and (isinstance(id, bool) or not isinstance(id, int) or not 0 < id < 2**62):
         raise invalid("id is a positive whole number.", id="invalid")
     if attributes is not None and not isinstance(attributes, dict):
         raise invalid("attributes is an object.", attributes="invalid")
+    mine = member_profiles_of(owner)
     with transaction.atomic():
-        if id is not None and Member.objects.filter(pk=id).exists():
-            raise ApplicationError(
-                "invalid_request", "A member with this id exists.", fields={"id": ["taken"]}
-            )
-        if member_no and Member.objects.filter(member_no=member_no).exists():
-            raise ApplicationError(
-                "invalid_request", "A member with this number exists.", fields={"member_no": ["taken"]}
-            )
-        member = Member(id=id, member_no=member_no or None, external_id=external_id, email=email,
-                        attributes=attributes or {})  # fmt: skip
-        member.save(force_insert=True)
+        if id is not None and mine.filter(member_id=id).exists():
+            raise _taken("id", "A member with this id exists.")
+        if member_no and mine.filter(member_no=member_no).exists():
+            raise _taken("member_no", "A member with this number exists.")
+        member = _member_with_id(id) if id is not None else Member.objects.create()
+        try:
+            with transaction.atomic():
+                return member_profile_create(
+                    owner=owner, member=member, member_no=member_no or None, external_id=external_id,
+                    email=email, attributes=attributes or {},
+                )  # fmt: skip
+        except IntegrityError:
+            raise _taken("id", "A member with this id or number exists.") from None
+
+
+def _member_with_id(id: int) -> Member:
+    member, _ = Member.objects.get_or_create(pk=id)
     return member
 
 
-def member_get(*, member_id) -> Member:
+def _taken(field: str, message: str) -> ApplicationError:
+    return ApplicationError("invalid_request", message, fields={field: ["taken"]})
+
+
+def member_profile_create(*, owner: Owner, member: Member, **fields) -> MemberProfile:
+    """The owner's profile of a member; staff's go to nobody's."""
+    return MemberProfile.objects.create(
+        member=member, merchant_id=owner.merchant_id,
+        distributor_id=owner.distributor_id if owner.merchant_id is None else None, **fields,
+    )  # fmt: skip
+
+
+def member_get(*, owner: Owner, member_id) -> MemberProfile:
+    """The owner's profile of a member; a member the owner never told the platform about is not found."""
     try:
-        return Member.objects.get(pk=int(member_id))
-    except (Member.DoesNotExist, ValueError, TypeError, OverflowError):
+        return member_profiles_of(owner).select_related("member").get(member_id=int(member_id))
+    except (MemberProfile.DoesNotExist, ValueError, TypeError, OverflowError):
         raise not_found("Member") from None
 
 
-def members_resolve(member_ids) -> list[Member]:
-    """Members by id in the order given; unknown ids are one invalid_request naming them all."""
+def members_resolve(member_ids, *, offer: Offer) -> list[Member]:
+    """Members of the offer's merchant by id, in the order given; unknown ids are one invalid_request naming them.
+
+    Codes are the merchant's to make, so only members the merchant told the platform about are known here.
+    """
     if not isinstance(member_ids, list) or not all(
         isinstance(i, int) and not isinstance(i, bool) for i in member_ids
     ):
         raise invalid("Members is a list of member ids.", Members="invalid")
-    found = Member.objects.in_bulk(set(member_ids))
+    wanted = {i for i in member_ids if 0 < i < 2**63}
+    profiles = MemberProfile.objects.filter(merchant_id=offer.merchant_id, member_id__in=wanted)
+    found = {p.member_id: p.member for p in profiles.select_related("member")}
     unknown = sorted(set(member_ids) - set(found))
     if unknown:
         raise invalid(f"Unknown members: {', '.join(map(str, unknown[:20]))}.", Members="unknown")

@@ -102,6 +102,27 @@ def offer_check(offer: Offer) -> None:
             code_length="too_guessable",
         )
     offer.currency = (offer.currency or "").upper()
+    _vanity_code_check(offer)
+
+
+def _vanity_code_check(offer: Offer) -> None:
+    """A vanity code no other offer holds. Whoever holds it, the refusal is the same; one another merchant's
+    offer holds counts against the unknown-code limit (`others_codes`), as a guessed code would."""
+    if not offer.vanity_code:
+        return
+    holders = set(
+        Coupon.objects.filter(code=offer.vanity_code)
+        .exclude(offer_id=offer.pk)
+        .values_list("offer__merchant_id", flat=True)
+    ) | set(
+        Offer.objects.filter(vanity_code=offer.vanity_code)
+        .exclude(pk=offer.pk)
+        .values_list("merchant_id", flat=True)
+    )
+    if holders:
+        error = invalid("This vanity code cannot be used; choose another.", vanity_code="unavailable")
+        error.others_codes = int(bool(holders - {offer.merchant_id}))
+        raise error
 
 
 def _mystery_check(choices) -> None:
@@ -133,8 +154,6 @@ def _coupon_limits_follow_offer(offer: Offer) -> None:
 
 
 def _vanity_coupon_create(offer: Offer) -> None:
-    if Coupon.objects.filter(code=offer.vanity_code).exclude(offer=offer).exists():
-        raise invalid("This vanity code is already used by another offer.", vanity_code="taken")
     now = timezone.now()
     Coupon.objects.create(
         offer=offer,

@@ -5,7 +5,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import transaction
-from django.db.models import Case, F, Value, When
+from django.db.models import Case, Exists, F, OuterRef, Value, When
 from django.utils import timezone
 
 from coupons import events
@@ -20,7 +20,7 @@ from coupons.models import (
     Redemption,
 )
 from coupons.prepared import PreparedInsert, PreparedLookup, PreparedRowUpdate
-from coupons.selectors import STAFF, Owner, coupon_get_by_code
+from coupons.selectors import STAFF, Owner, coupon_get_by_code, member_owner, member_profiles_of
 from coupons.services.amounts import CENT, to_amount
 from coupons.services.offers import offer_open_check
 
@@ -150,6 +150,8 @@ def coupon_validate(
 ) -> ValidationResult:
     """Would this code apply to this order? Writes nothing."""
     coupon = coupon_get_by_code(owner=owner, code=code)
+    if member_id is not None:
+        _member_named(owner, coupon, member_id)
     try:
         discount = coupon_refusal(coupon, order, timezone.now(), member_id=member_id)
     except ApplicationError as error:
@@ -205,7 +207,7 @@ def _redeem_locked(coupon: Coupon, owner: Owner, order_id: str, order: Order, lo
     previous = _LIVE_USE_OF_ORDER.first(coupon_id=coupon.pk, order_id=order_id)
     if previous:
         return previous, False
-    member = _redeem_member(coupon, member_id)
+    member = _redeem_member(coupon, member_id, owner)
     location = _location_for(coupon.offer, location_name)
     now = timezone.now()
     try:
@@ -229,14 +231,25 @@ def _redeem_locked(coupon: Coupon, owner: Owner, order_id: str, order: Order, lo
     return redemption, True
 
 
-def _redeem_member(coupon: Coupon, member_id: int | None) -> Member | None:
-    """The member redeeming, locked so a per-member limit holds under concurrency."""
-    member_id = member_id if member_id is not None else coupon.member_id
-    if member_id is None:
+def _redeem_member(coupon: Coupon, member_id: int | None, owner: Owner) -> Member | None:
+    """The member redeeming, locked so a per-member limit holds under concurrency.
+
+    A member named in the request must be one the key's owner told the platform about.
+    """
+    if member_id is not None:
+        return _member_named(owner, coupon, member_id, lock=True)
+    if coupon.member_id is None:
         return None
+    return Member.objects.select_for_update().filter(pk=coupon.member_id).first()
+
+
+def _member_named(owner: Owner, coupon: Coupon, member_id, *, lock: bool = False) -> Member:
+    """A member named in a request: one the key's owner told the platform about, or unknown."""
     if isinstance(member_id, bool) or not isinstance(member_id, int):
         raise invalid("member_id is a whole number.", member_id="invalid")
-    member = Member.objects.select_for_update().filter(pk=member_id).first()
+    profiles = member_profiles_of(member_owner(owner, coupon.offer))
+    members = Member.objects.filter(Exists(profiles.filter(member=OuterRef("pk"))))
+    member = (members.select_for_update() if lock else members).filter(pk=member_id).first()
     if member is None:
         raise invalid("Unknown member.", member_id="unknown")
     return member

@@ -27,7 +27,7 @@ from tests.factories import CouponFactory, MemberFactory, RedemptionFactory
     ],
 )
 def test_every_list_page_opens_and_searches(admin_client, offer, model):
-    CouponFactory(offer=offer, member=MemberFactory())
+    CouponFactory(offer=offer, member=MemberFactory(merchant=offer.merchant))
     url = reverse(f"admin:coupons_{model}_changelist")
     assert admin_client.get(url).status_code == 200
     assert admin_client.get(url, {"q": "GATA0000001"}).status_code == 200

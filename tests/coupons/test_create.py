@@ -13,7 +13,7 @@ from webhooks.models import Event
 
 
 def test_each_listed_member_gets_a_code(offer):
-    members = MemberFactory.create_batch(3)
+    members = MemberFactory.create_batch(3, merchant=offer.merchant)
     coupons = services.coupons_create(offer=offer, member_ids=[m.id for m in members])
     assert sorted(c.member_id for c in coupons) == sorted(m.id for m in members)
     assert all(c.issued_at and c.max_redemptions == 1 for c in coupons)
@@ -58,7 +58,7 @@ def test_created_codes_are_announced_in_messages_of_at_most_500(offer):
 
 
 def test_codes_for_members_are_also_announced_as_issued(offer):
-    members = MemberFactory.create_batch(2)
+    members = MemberFactory.create_batch(2, merchant=offer.merchant)
     services.coupons_create(offer=offer, member_ids=[m.id for m in members])
     assert Event.objects.filter(type="coupon.issued").count() == 2
 

@@ -53,7 +53,7 @@ def rejected(offer, text: str | bytes) -> list[tuple[int, str, str]]:
 
 
 def test_the_export_lists_every_code_as_the_database_holds_it(offer):
-    member = factories.MemberFactory(member_no="GATA0006417")
+    member = factories.MemberFactory(merchant=offer.merchant, member_no="GATA0006417")
     active, used, lapsed = services.coupons_create(offer=offer, count=3)
     given = services.coupons_create(offer=offer, member_ids=[member.id])[0]
     Coupon.objects.filter(pk=used.pk).update(times_redeemed=1, status="redeemed")
@@ -91,7 +91,7 @@ def test_the_export_streams_in_blocks_with_an_optional_bom(offer, monkeypatch, r
 
 
 def test_an_export_imported_into_another_offer_gives_the_same_codes(offer, site, run_on_commit):
-    members = factories.MemberFactory.create_batch(3)
+    members = factories.MemberFactory.create_batch(3, merchant=offer.merchant)
     with run_on_commit():
         jobs.job_generate_start(offer=offer, count=120)
         jobs.job_generate_start(offer=offer, member_ids=[m.id for m in members])
@@ -136,6 +136,19 @@ def test_the_admin_exports_one_offer_as_csv_for_excel(admin_client, offer, site)
     assert b"Select exactly one offer" in two.content
 
 
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_the_export_neutralises_cells_a_spreadsheet_would_run_as_formulas(offer, start):
+    formula = f'{start}HYPERLINK("https://evil.example")'
+    member = factories.MemberFactory(merchant=offer.merchant, member_no=formula[:64])
+    factories.CouponFactory(offer=offer, code=f"{start}1+1", member=member)
+    factories.CouponFactory(offer=offer, code="PLAIN-CODE-1")
+    rows = rows_of(exported(offer))
+    assert [(r["code"], r["member_no"]) for r in rows] == [
+        (f"'{start}1+1", f"'{formula}"),
+        ("PLAIN-CODE-1", ""),
+    ]
+
+
 # --- import -------------------------------------------------------------------------------------
 
 
@@ -143,7 +156,7 @@ def test_an_import_stores_each_row_with_its_member_and_expiry_and_announces_it(o
     offer.max_redemptions_per_code = 3
     offer.usage_limit_type = "multiple"
     offer.save()
-    member = factories.MemberFactory()
+    member = factories.MemberFactory(merchant=offer.merchant)
     text = (
         "code,member_id,expiry\r\n"
         "SPRING-0001,,\r\n"
@@ -167,7 +180,7 @@ def test_an_import_stores_each_row_with_its_member_and_expiry_and_announces_it(o
     created = Event.objects.get(type="coupon.created", offer=offer)
     assert sorted(c["code"] for c in created.data["coupons"]) == sorted(stored)
     listed = {c["code"]: c for c in created.data["coupons"]}
-    assert listed["SPRING-0002"] == events.coupon_snapshot(stored["SPRING-0002"], member)
+    assert listed["SPRING-0002"] == events.coupon_snapshot(stored["SPRING-0002"], member.profiles.get())
     assert Event.objects.filter(type="coupon.issued", data__coupon__code="SPRING-0002").count() == 1
 
 
@@ -198,7 +211,7 @@ def test_an_import_is_all_or_nothing_and_names_every_bad_row(offer, member):
     )
     assert rejected(offer, text) == [
         (3, "GOOD1", "duplicate_in_file"),
-        (4, "TAKEN1", "already_exists"),
+        (4, "TAKEN1", "unavailable"),
         (5, "BAD CODE", "bad_characters"),
         (6, "EMOJI\U0001f600", "bad_characters"),
         (7, "NUL\x00BYTE", "bad_characters"),

@@ -151,23 +151,29 @@ def test_the_email_becomes_a_member_whose_attributes_the_webhooks_carry(client, 
 
     assert response.status_code == 303
     coupon = Coupon.objects.select_related("member").get(offer=gated)
-    assert coupon.member.email == "shopper@example.com"
-    assert coupon.member.attributes["email"] == "shopper@example.com"
+    profile = coupon.member.profiles.get(merchant=gated.merchant)
+    assert profile.attributes == {"email": "shopper@example.com"}
     issued = Event.objects.get(offer=gated, type="coupon.issued")
     message = EventMessage(
         id=str(issued.uuid), type=issued.type, created_at=issued.created_at, data=issued.data
     )
     body = json.loads(get_format("hub_events").render(message, url="https://hub.example.com/").body)
     assert body["email"] == "shopper@example.com"
-    assert body["user_profile_id"] == str(coupon.member.uuid)
+    assert body["user_profile_id"] == str(profile.uuid)
     assert shown_code(client.get(page(gated))) == coupon.code
 
 
-def test_an_email_already_known_finds_its_member(client, gated, member):
-    reveal(client, gated, email=member.email.upper())
+def test_a_gate_email_never_claims_the_member_who_owns_that_address(client, gated, member):
+    # Anyone can type anyone's address: the victim's limits and member number must stay out of reach.
+    victim = member.profiles.get()
+    reveal(client, gated, email=victim.email.upper())
 
-    assert Coupon.objects.get(offer=gated).member == member
-    assert Member.objects.count() == 1
+    coupon = Coupon.objects.select_related("member").get(offer=gated)
+    assert coupon.member != member and Member.objects.count() == 2
+    issued = Event.objects.get(offer=gated, type="coupon.issued")
+    assert issued.data["member"]["member_no"] is None and issued.data["coupon"]["member_no"] is None
+    victim.refresh_from_db()
+    assert victim.attributes == {}
 
 
 # --- offers that cannot hand out a code -----------------------------------------------------

@@ -58,7 +58,7 @@ def test_thirty_concurrent_issues_for_one_identifier_give_one_coupon(race_offer)
 def test_the_per_member_limit_holds_under_concurrency(race_offer):
     race_offer.max_redemptions_per_member = 2
     race_offer.save()
-    member = MemberFactory()
+    member = MemberFactory(merchant=race_offer.merchant)
     coupons = [CouponFactory(offer=race_offer) for _ in range(THREADS)]
     results = all_at_once(lambda i: redeem(coupons[i].code, f"order-{i}", member_id=member.id), THREADS)
     assert len(successes(results)) == 2

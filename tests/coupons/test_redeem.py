@@ -78,7 +78,7 @@ def test_an_unlimited_code_stays_active(offer):
 
 
 def test_the_codes_member_is_the_redeeming_member_unless_another_is_named(offer):
-    owner, other = MemberFactory(), MemberFactory()
+    owner, other = MemberFactory(merchant=offer.merchant), MemberFactory(merchant=offer.merchant)
     redemption, _ = redeem(CouponFactory(offer=offer, member=owner))
     assert redemption.member == owner
     redemption, _ = redeem(CouponFactory(offer=offer, member=owner), member_id=other.id)

@@ -104,7 +104,7 @@ def test_a_used_up_multi_use_code_has_reached_its_limit(offer):
 def test_a_member_over_the_offers_per_member_limit_is_refused(offer):
     offer.max_redemptions_per_member = 1
     offer.save()
-    member = MemberFactory()
+    member = MemberFactory(merchant=offer.merchant)
     RedemptionFactory(coupon=CouponFactory(offer=offer), member=member)
     assert validate(CouponFactory(offer=offer), member_id=member.id).error.code == "member_limit_reached"
 

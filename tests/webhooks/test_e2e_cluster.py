@@ -91,7 +91,9 @@ def test_a_redemption_reaches_redcat_hub_and_uniqodo_receivers_through_the_clust
     offer = factories.OfferFactory(site=site, merchant=merchant, name="WH Test 4")
     distributor = factories.DistributorFactory()
     offer.distributors.add(distributor)
-    member = factories.MemberFactory(member_no="GATA0006417", attributes={"favourite": "flat white"})
+    member = factories.MemberFactory(
+        merchant=offer.merchant, member_no="GATA0006417", attributes={"favourite": "flat white"}
+    )
     coupon = factories.CouponFactory(
         offer=offer, member=member, code="2CC2F53103E9", session_id="d40cc0e7-session"
     )
@@ -152,7 +154,7 @@ def test_a_redemption_reaches_redcat_hub_and_uniqodo_receivers_through_the_clust
                                            "user_session_id", "user_profile_id", "coupon_location", "favourite")} == {
         "site_id": str(site.uuid), "site_name": "My site", "offer_id": str(offer.uuid), "coupon_id": str(coupon.uuid),
         "offer_name": "WH Test 4", "coupon_code": "2CC2F53103E9", "user_session_id": "d40cc0e7-session",
-        "user_profile_id": str(member.uuid), "coupon_location": "Shop 123", "favourite": "flat white",
+        "user_profile_id": str(member.profiles.get().uuid), "coupon_location": "Shop 123", "favourite": "flat white",
     }  # fmt: skip
 
     # Seed 002: the callback's chosen items under the chosen names, form-encoded.

@@ -16,7 +16,7 @@ COUPON_FIELDS = {
 
 
 def test_it_creates_codes_for_members_in_the_request(api, offer):
-    members = factories.MemberFactory.create_batch(2)
+    members = factories.MemberFactory.create_batch(2, merchant=offer.merchant)
     response = api.post(
         f"/api/v1/offers/{offer.id}/coupons/",
         {"Members": [m.id for m in members], "Multiple": False},

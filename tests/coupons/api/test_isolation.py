@@ -86,8 +86,8 @@ def test_the_answers_are_the_same_as_for_objects_that_do_not_exist(other_api, th
 
 def test_another_merchant_sees_none_of_a_members_codes_or_redemptions(other_api, theirs):
     member = theirs["member"]
-    assert other_api.get(f"/api/v1/members/{member.id}/coupons/").json()["results"] == []
-    assert other_api.get(f"/api/v1/members/{member.id}/redemptions/").json()["results"] == []
+    assert_error(other_api.get(f"/api/v1/members/{member.id}/coupons/"), 404, "not_found")
+    assert_error(other_api.get(f"/api/v1/members/{member.id}/redemptions/"), 404, "not_found")
 
 
 def test_nothing_of_the_owner_changed(other_api, theirs):

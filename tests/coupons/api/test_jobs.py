@@ -16,7 +16,7 @@ JOB_FIELDS = {"id", "kind", "state", "done", "total", "error", "created_at", "fi
 def test_task_server_true_answers_202_with_the_job_and_its_location(
     api, offer, django_capture_on_commit_callbacks
 ):
-    members = factories.MemberFactory.create_batch(3)
+    members = factories.MemberFactory.create_batch(3, merchant=offer.merchant)
     with django_capture_on_commit_callbacks() as callbacks:
         response = api.post(
             f"/api/v1/offers/{offer.id}/coupons/",
