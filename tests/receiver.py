@@ -88,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log", type=Path, required=True)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds to wait before answering")
     parser.add_argument("--status", type=int, default=200)
-    parser.add_argument("--fail-first", type=int, default=0, help="answer --fail-status this often per webhook-id")
+    parser.add_argument(
+        "--fail-first", type=int, default=0, help="answer --fail-status this often per webhook-id"
+    )
     parser.add_argument("--fail-status", type=int, default=503)
     parser.add_argument("--retry-after", default=None, help="Retry-After header sent with --fail-status")
     options = parser.parse_args(argv)

@@ -19,7 +19,7 @@ from webhooks import retries
 from webhooks.client import HttpResult
 from webhooks.formats import Rendered
 from webhooks.models import Attempt, Delivery, Subscription
-from webhooks.rendering import url_for_log
+from webhooks.redaction import url_redacted
 from webhooks.routing import routes_forget
 
 # When a paused subscription's failing probe has no retry of its own left, the next probe waits this long.
@@ -87,7 +87,7 @@ def outcome_of(delivery: Delivery, result: HttpResult, *, at: datetime, unsendab
 def http_error(result: HttpResult) -> str:
     code = result.status_code
     if code is not None and 300 <= code < 400:
-        target = f" to {url_for_log(result.location)}" if result.location else ""
+        target = f" to {url_redacted(result.location)}" if result.location else ""
         return f"Redirect ({code}){target} not followed: webhooks go only to the URL configured."
     return f"The receiver answered HTTP {code}."
 
@@ -123,7 +123,7 @@ def _attempt(sent: Sent) -> Attempt:
         started_at=sent.started_at,
         trigger=Attempt.Trigger.MANUAL if delivery.manual else Attempt.Trigger.SCHEDULED,
         request_method=request.method if request else delivery.subscription.http_method,
-        request_url=url_for_log(request.url if request else delivery.subscription.url),
+        request_url=url_redacted(request.url if request else delivery.subscription.url),
         request_body=request.body.decode(errors="replace") if request else "",
         status_code=result.status_code,
         duration_ms=result.duration_ms,
@@ -181,7 +181,9 @@ def _subscription_healthy(subscription_id: int, recorded: Recorded) -> None:
     )
 
 
-def _subscription_failed(subscription_id: int, outcomes: list[Outcome], now: datetime, recorded: Recorded) -> None:
+def _subscription_failed(
+    subscription_id: int, outcomes: list[Outcome], now: datetime, recorded: Recorded
+) -> None:
     this = Subscription.objects.filter(id=subscription_id)
     this.update(consecutive_failures=F("consecutive_failures") + len(outcomes))
     this.filter(failing_since__isnull=True).update(failing_since=now)

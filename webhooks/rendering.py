@@ -1,7 +1,6 @@
 """The exact request of a delivery: its format's body, the subscription's headers, the signatures."""
 
 from datetime import datetime
-from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 
@@ -11,7 +10,9 @@ from webhooks.signing import signature_headers
 from webhooks.validation import RESERVED_HEADERS
 
 
-def delivery_request(delivery: Delivery, *, sent_at: datetime, subscription: Subscription | None = None) -> Rendered:
+def delivery_request(
+    delivery: Delivery, *, sent_at: datetime, subscription: Subscription | None = None
+) -> Rendered:
     """Render and sign one delivery as it goes out now."""
     subscription, event = subscription or delivery.subscription, delivery.event
     message = EventMessage(id=str(event.uuid), type=event.type, created_at=event.created_at, data=event.data)
@@ -33,15 +34,3 @@ def delivery_request(delivery: Delivery, *, sent_at: datetime, subscription: Sub
         sent_at=sent_at,
     )
     return Rendered(rendered.method, rendered.url, headers, rendered.body)
-
-
-def url_for_log(url: str) -> str:
-    """The URL as an attempt log keeps it: a password in it (user:pass@) is never stored."""
-    parts = urlsplit(url)
-    if parts.password is None and parts.username is None:
-        return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"****@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))

@@ -181,7 +181,9 @@ class Dispatch:
         Subscription.objects.filter(free, id__in=ids).update(
             dispatch_token=self.token, dispatch_until=real_now + lease_window()
         )
-        ours = set(Subscription.objects.filter(id__in=ids, dispatch_token=self.token).values_list("id", flat=True))
+        ours = set(
+            Subscription.objects.filter(id__in=ids, dispatch_token=self.token).values_list("id", flat=True)
+        )
         for id_, opened_at in wanted:
             if id_ in ours:
                 lane = self.lanes.get(id_)
@@ -281,7 +283,9 @@ class Dispatch:
         except Exception as error:  # noqa: BLE001 - one bad delivery must not stop the others
             logger.warning("Webhook delivery %s could not be rendered: %s", held.delivery.id, error)
             moment = time.monotonic()
-            problem = HttpResult(started=moment, finished=moment, error=f"Could not build the request: {error}")
+            problem = HttpResult(
+                started=moment, finished=moment, error=f"Could not build the request: {error}"
+            )
             self._ended(held, problem)
             return
         held.request = request
@@ -381,7 +385,9 @@ class Dispatch:
                 lane.exhausted = True
             self._leases_release([sid for sid, lane in self.lanes.items() if not lane.in_flight])
             if self.slot is not None:
-                Dispatcher.objects.filter(slot=self.slot, token=self.token).update(token=None, lease_until=None)
+                Dispatcher.objects.filter(slot=self.slot, token=self.token).update(
+                    token=None, lease_until=None
+                )
                 self._successor_request()
             give_up = time.monotonic() + settings.WEBHOOKS_TOTAL_TIMEOUT + 5
             while self.in_flight and time.monotonic() < give_up:
@@ -420,7 +426,9 @@ class Dispatch:
             time.sleep(0.05)
 
 
-def deliveries_claim(*, wants: dict[int, int], now: datetime, token: uuid.UUID) -> tuple[list[Delivery], set[int]]:
+def deliveries_claim(
+    *, wants: dict[int, int], now: datetime, token: uuid.UUID
+) -> tuple[list[Delivery], set[int]]:
     """Claim up to `wants[subscription id]` due deliveries of each subscription for the holder of `token`.
 
     Returns the claimed deliveries (with their event and subscription), oldest first, and the

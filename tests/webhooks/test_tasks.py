@@ -58,7 +58,9 @@ def test_commits_ask_for_nothing_while_a_dispatcher_holds_a_lease(receiver):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_dispatcher_run_sends_what_is_due_and_hands_over_to_the_next_run(receiver, subscription, short_runs):
+def test_a_dispatcher_run_sends_what_is_due_and_hands_over_to_the_next_run(
+    receiver, subscription, short_runs
+):
     receiver.expect_request("/hook").respond_with_data("ok")
     DeliveryFactory(subscription=subscription)
 
@@ -84,7 +86,9 @@ def test_a_dispatcher_whose_predecessor_was_killed_takes_its_slot_once_the_lease
     assert Dispatch(continuous=True).slot_acquire(wait=0)
 
 
-def test_the_sweep_takes_over_a_delivery_whose_sender_died_holding_its_claim(receiver, subscription, short_runs):
+def test_the_sweep_takes_over_a_delivery_whose_sender_died_holding_its_claim(
+    receiver, subscription, short_runs
+):
     receiver.expect_request("/hook").respond_with_data("ok")
     expired = retries.clock() - timedelta(seconds=1)
     DeliveryFactory(
