@@ -1,4 +1,4 @@
-"""A webhook receiver process on 127.0.0.1 that logs each request's receipt time and webhook-id.
+"""A webhook receiver process on 127.0.0.1 that logs each request's receipt time, webhook-id and arrival.
 
 python -m tests.receiver --port 8765 --log received.tsv [--delay 0.5] [--status 200] [--retry-after 1]
 
@@ -34,6 +34,7 @@ class Receiver:
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
+                arrived = time.time()
                 headers = _headers(head)
                 length = int(headers.get("content-length") or 0)
                 if length:
@@ -43,7 +44,7 @@ class Receiver:
                 message_id = headers.get("webhook-id", "")
                 # Logged before the answer: a sender killed while waiting still counts as delivered
                 # here, which is exactly the duplicate a receiver must dedupe on webhook-id.
-                self.log.write(f"{time.time():.6f}\t{message_id}\n")
+                self.log.write(f"{time.time():.6f}\t{message_id}\t{arrived:.6f}\n")
                 self.log.flush()
                 writer.write(self._answer(message_id))
                 await writer.drain()

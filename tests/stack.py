@@ -103,11 +103,12 @@ class Proc:
 class Receiver:
     """A webhook receiver process (tests/receiver.py) on a fixed port, so it can go down and come back."""
 
-    def __init__(self, stack: Stack, delay: float = 0.0, status: int = 200) -> None:
+    def __init__(self, stack: Stack, delay: float = 0.0, status: int = 200, *options: str) -> None:
         self.stack = stack
         self.port = free_port()
         self.delay = delay
         self.status = status
+        self.options = list(options)
         self.log_path = stack.base_dir / f"received-{self.port}.tsv"
         self.log_path.touch()
         self.proc: Proc | None = None
@@ -118,7 +119,7 @@ class Receiver:
 
     def start(self) -> Receiver:
         cmd = [PYTHON, "-m", "tests.receiver", "--port", str(self.port), "--log", str(self.log_path)]
-        cmd += ["--delay", str(self.delay), "--status", str(self.status)]
+        cmd += ["--delay", str(self.delay), "--status", str(self.status), *self.options]
         self.proc = self.stack.spawn("receiver", cmd)
         wait_until(self._listening, 15, f"the receiver on port {self.port}")
         return self
@@ -134,11 +135,20 @@ class Receiver:
 
     def received(self) -> list[tuple[float, str]]:
         """(receipt time, webhook-id) of every request so far, duplicates included."""
+        return [(stamp, message_id) for stamp, message_id, _ in self.requests()]
+
+    def requests(self) -> list[tuple[float, str, float]]:
+        """(answered, webhook-id, arrived) of every request so far: the receiver logs before answering."""
         rows = []
         for line in self.log_path.read_text().splitlines():
-            stamp, _, message_id = line.partition("\t")
-            rows.append((float(stamp), message_id))
+            stamp, message_id, arrived = (line.split("\t") + ["", ""])[:3]
+            rows.append((float(stamp), message_id, float(arrived or stamp)))
         return rows
+
+    def most_at_once(self, deadline: float) -> int:
+        """The most requests in flight at once: each from its arrival until answered or cut at `deadline`."""
+        spans = [(arrived, min(stamp, arrived + deadline)) for stamp, _, arrived in self.requests()]
+        return max((sum(1 for a, b in spans if a <= start < b) for start, _ in spans), default=0)
 
     def counts(self) -> Counter[str]:
         return Counter(message_id for _, message_id in self.received())
@@ -209,8 +219,9 @@ class Stack:
         wait_until(lambda: _answers(f"{base}/healthz", proc), 40, "gunicorn to answer /healthz", 0.1)
         return proc, base
 
-    def receiver(self, delay: float = 0.0, status: int = 200, start: bool = True) -> Receiver:
-        receiver = Receiver(self, delay=delay, status=status)
+    def receiver(self, delay: float = 0.0, status: int = 200, *options: str, start: bool = True) -> Receiver:
+        """A receiver process; `options` are more of tests/receiver.py's flags (--fail-first 2, ...)."""
+        receiver = Receiver(self, delay, status, *options)
         self.receivers.append(receiver)
         return receiver.start() if start else receiver
 

@@ -189,9 +189,15 @@ class Sender:
     async def _open(self) -> aiohttp.ClientSession:
         return session_create(self._concurrency)
 
-    def submit(self, job: Any, request: Rendered, *, connect_timeout: float, total_timeout: float) -> None:
-        coroutine = self._send(job, request, connect_timeout, total_timeout)
-        self._loop.call_soon_threadsafe(self._loop.create_task, coroutine)
+    def submit(
+        self, jobs: list[tuple[Any, Rendered]], *, connect_timeout: float, total_timeout: float
+    ) -> None:
+        """Start sending these requests; one wake-up of the loop for all of them."""
+        self._loop.call_soon_threadsafe(self._start, jobs, connect_timeout, total_timeout)
+
+    def _start(self, jobs: list[tuple[Any, Rendered]], connect_timeout: float, total_timeout: float) -> None:
+        for job, request in jobs:
+            self._loop.create_task(self._send(job, request, connect_timeout, total_timeout))
 
     async def _send(self, job: Any, request: Rendered, connect_timeout: float, total_timeout: float) -> None:
         result = await send_async(

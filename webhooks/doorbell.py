@@ -9,6 +9,7 @@ few seconds, that some dispatcher holds a lease, and asks the cluster for one wh
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from django.db import connection, connections, transaction
 from django.utils import timezone
@@ -89,14 +90,14 @@ def dispatcher_request() -> None:
 
 
 class Listener:
-    """The dispatcher's ear: sets `wake` when a commit rang (PostgreSQL LISTEN, in its own thread).
+    """The dispatcher's ear: calls `on_ring` when a commit rang (PostgreSQL LISTEN, in its own thread).
 
     On SQLite it listens to nothing: the dispatcher polls instead. A dropped connection (PostgreSQL
     restarted) is opened again; what was rung meanwhile is found by the dispatcher's own periodic look.
     """
 
-    def __init__(self, wake: threading.Event) -> None:
-        self.wake = wake
+    def __init__(self, on_ring: Callable[[], None]) -> None:
+        self.on_ring = on_ring
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -121,9 +122,11 @@ class Listener:
                     cursor.execute(f"LISTEN {CHANNEL}")
                 while not self._stop.is_set():
                     for _ in db.connection.notifies(timeout=1.0, stop_after=1):
-                        self.wake.set()
+                        self.on_ring()
             except Exception:
-                logger.warning("The webhook doorbell lost its database connection; listening again.")
+                logger.warning(
+                    "The webhook doorbell lost its database connection; listening again.", exc_info=True
+                )
                 db.close()
                 self._stop.wait(1.0)
         db.close()

@@ -168,6 +168,9 @@ class Attempt(models.Model):
         Subscription, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
     )
     started_at = models.DateTimeField(default=timezone.now)
+    # When the attempt was due (the delivery's next_attempt_at when it was claimed): started_at minus
+    # this is how late the dispatcher sent it.
+    due_at = models.DateTimeField(null=True, blank=True)
     trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.SCHEDULED)
     request_method = models.CharField(max_length=4, default="POST")
     request_url = models.TextField(default="")

@@ -92,8 +92,12 @@ def http_error(result: HttpResult) -> str:
     return f"The receiver answered HTTP {code}."
 
 
-def results_record(sent: list[Sent], *, token) -> Recorded:
-    """Record requests that ended, in one transaction; returns the outcomes and the circuit changes."""
+def results_record(sent: list[Sent], *, token, healthy: set[int] | None = None) -> Recorded:
+    """Record requests that ended, in one transaction; returns the outcomes and the circuit changes.
+
+    `healthy` (kept by the caller across records) holds the subscriptions already known to have no
+    failures on record, so a stream of successes costs no subscription update.
+    """
     recorded = Recorded()
     if not sent:
         return recorded
@@ -111,7 +115,7 @@ def results_record(sent: list[Sent], *, token) -> Recorded:
             outcome_of(s.delivery, s.result, at=s.finished_at, unsendable=s.request is None) for s in ours
         ]
         _deliveries_update(recorded.outcomes)
-        _subscriptions_note(recorded)
+        _subscriptions_note(recorded, set() if healthy is None else healthy)
     return recorded
 
 
@@ -121,6 +125,7 @@ def _attempt(sent: Sent) -> Attempt:
         delivery=delivery,
         subscription_id=delivery.subscription_id,
         started_at=sent.started_at,
+        due_at=delivery.next_attempt_at,
         trigger=Attempt.Trigger.MANUAL if delivery.manual else Attempt.Trigger.SCHEDULED,
         request_method=request.method if request else delivery.subscription.http_method,
         request_url=url_redacted(request.url if request else delivery.subscription.url),
@@ -152,7 +157,7 @@ def _deliveries_update(outcomes: list[Outcome]) -> None:
             )  # fmt: skip
 
 
-def _subscriptions_note(recorded: Recorded) -> None:
+def _subscriptions_note(recorded: Recorded, healthy: set[int]) -> None:
     """Health per subscription: failing_since, the failures in a row, the circuit, and 410 Gone."""
     by_subscription: dict[int, list[Outcome]] = defaultdict(list)
     for outcome in recorded.outcomes:
@@ -161,8 +166,11 @@ def _subscriptions_note(recorded: Recorded) -> None:
     for subscription_id, outcomes in by_subscription.items():
         now = max(o.at for o in outcomes)
         if any(o.succeeded for o in outcomes):
-            _subscription_healthy(subscription_id, recorded)
+            if subscription_id not in healthy:
+                _subscription_healthy(subscription_id, recorded)
+                healthy.add(subscription_id)
         else:
+            healthy.discard(subscription_id)
             _subscription_failed(subscription_id, outcomes, now, recorded)
     for outcome in recorded.outcomes:
         if outcome.gone:

@@ -31,10 +31,14 @@ from webhooks.rendering import delivery_request
 
 logger = logging.getLogger(__name__)
 
-CLAIM_WAVES = 4  # a lane claims up to this many rounds of its in-flight cap ahead
+# A lane claims this many deliveries ahead: its claims are renewed while they wait, so size costs nothing.
+CLAIM_AHEAD = 64
 LOOK_EVERY = 1.0  # seconds between looks for work when nothing rang (a lost NOTIFY, a retry due)
 LANE_IDLE_SECONDS = 5.0  # a lane with nothing to do keeps its subscription's lease this long
 HANDOVER_WAIT = 5.0  # a successor waits this long for its predecessor to free a slot
+# Requests that ended are recorded together once this many have, or the first has waited this long.
+RECORD_BATCH = 64
+RECORD_DELAY = 0.005
 
 
 def claim_window() -> timedelta:
@@ -98,6 +102,9 @@ class Dispatch:
         self.attempts = 0
         self.next_look = 0.0
         self.renewed_at = time.monotonic()
+        self.unrecorded: list[tuple[Held, HttpResult, float]] = []
+        self.unrecorded_since = 0.0
+        self.healthy: set[int] = set()  # subscriptions whose health this run knows needs no update
 
     def clock(self) -> datetime:
         return self.frozen_now or retries.clock()
@@ -112,7 +119,9 @@ class Dispatch:
         self.sender = sender
         try:
             while True:
-                self._record_ended()
+                self._collect()
+                if self._record_due():
+                    self._record()
                 if self.continuous and (time.monotonic() - started > self.run_seconds or not self._renew()):
                     break
                 if not self._step() and not self.continuous:
@@ -130,23 +139,26 @@ class Dispatch:
         """Look for work, claim, send; False when there is nothing left to do at all."""
         now = self.clock()
         found = False
-        if self.rung or time.monotonic() >= self.next_look:
+        busy = any(not lane.exhausted or lane.waiting for lane in self.lanes.values())
+        if self.rung or time.monotonic() >= self.next_look or not (busy or self.continuous):
             self.rung = False
             found = self._look(now)
             self.next_look = time.monotonic() + self._look_interval(now)
         self._claim(now)
         self._submit(now)
         self._lanes_retire()
-        return found or bool(self.in_flight) or any(lane.waiting for lane in self.lanes.values())
+        return found or busy or bool(self.in_flight or self.unrecorded)
 
     def _sleep(self) -> float:
+        if self.unrecorded:
+            return max(RECORD_DELAY - (time.monotonic() - self.unrecorded_since), 0.0)
         if not self.continuous:
-            return 0.0 if self.rung else 0.05
+            return 0.05
         return max(min(self.next_look - time.monotonic(), LOOK_EVERY), 0.0)
 
     def _look_interval(self, now: datetime) -> float:
         if not self.continuous:
-            return 0.0
+            return settings.WEBHOOKS_POLL_SECONDS
         if not doorbell.notifies():
             return settings.WEBHOOKS_POLL_SECONDS
         next_due = self._next_due(now)
@@ -214,8 +226,8 @@ class Dispatch:
             if lane.paused:
                 # One probe at a time while the circuit is open.
                 wants[lane.subscription_id] = 0 if lane.in_flight or lane.waiting else 1
-            elif len(lane.waiting) < self.cap:
-                wants[lane.subscription_id] = self.cap * CLAIM_WAVES - len(lane.waiting)
+            elif len(lane.waiting) < CLAIM_AHEAD // 2:
+                wants[lane.subscription_id] = CLAIM_AHEAD - len(lane.waiting)
         wants = {sid: n for sid, n in wants.items() if n > 0}
         if not wants:
             return
@@ -242,6 +254,7 @@ class Dispatch:
                     dispatch_until=real_now + lease_window()
                 )
             held = [h for lane in self.lanes.values() for h in lane.waiting] + list(self.in_flight.values())
+            held += [h for h, _, _ in self.unrecorded]
             if held:
                 until = self.clock() + claim_window()
                 Delivery.objects.filter(id__in=[h.delivery.id for h in held], claim_token=self.token).update(
@@ -259,6 +272,18 @@ class Dispatch:
     def _submit(self, now: datetime) -> None:
         """Send from the lanes in turn, each up to its cap, until the dispatcher's concurrency is used."""
         deadline = timedelta(seconds=settings.WEBHOOKS_TOTAL_TIMEOUT + 1)
+        self.outgoing: list[tuple[Held, Rendered]] = []
+        try:
+            self._fill(now, deadline)
+        finally:
+            if self.outgoing:
+                self.sender.submit(
+                    self.outgoing,
+                    connect_timeout=settings.WEBHOOKS_CONNECT_TIMEOUT,
+                    total_timeout=settings.WEBHOOKS_TOTAL_TIMEOUT,
+                )
+
+    def _fill(self, now: datetime, deadline: timedelta) -> None:
         progress = True
         while progress and len(self.in_flight) < self.concurrency:
             progress = False
@@ -289,45 +314,55 @@ class Dispatch:
             self._ended(held, problem)
             return
         held.request = request
-        self.sender.submit(
-            held,
-            request,
-            connect_timeout=settings.WEBHOOKS_CONNECT_TIMEOUT,
-            total_timeout=settings.WEBHOOKS_TOTAL_TIMEOUT,
-        )
+        self.outgoing.append((held, request))
 
     # --- recording -----------------------------------------------------------------------------------
 
-    def _record_ended(self) -> None:
-        """Record every request that has ended so far, then let the lanes act on what it changed."""
-        ended = []
+    def _collect(self) -> None:
+        """Take the requests that ended: their lane's slot is free at once, their record follows shortly."""
         while True:
             try:
-                ended.append(self.ended.get_nowait())
+                held, result = self.ended.get_nowait()
             except queue.Empty:
-                break
+                return
+            self.in_flight.pop(held.delivery.id, None)
+            self.lanes[held.delivery.subscription_id].in_flight -= 1
+            if not self.unrecorded:
+                self.unrecorded_since = time.monotonic()
+            self.unrecorded.append((held, result, time.monotonic()))
+
+    def _record_due(self) -> bool:
+        """Record once a batch is full, RECORD_DELAY has passed, or nothing else is in flight."""
+        return bool(self.unrecorded) and (
+            len(self.unrecorded) >= RECORD_BATCH
+            or time.monotonic() - self.unrecorded_since >= RECORD_DELAY
+            or not self.in_flight
+        )
+
+    def _record(self) -> None:
+        """Record the requests that ended, then let the lanes act on what it changed."""
+        ended, self.unrecorded = self.unrecorded, []
         if not ended:
             return
-        now = self.clock()
+        now, moment = self.clock(), time.monotonic()
         sent = []
-        for held, result in ended:
-            self.in_flight.pop(held.delivery.id, None)
-            lane = self.lanes[held.delivery.subscription_id]
-            lane.in_flight -= 1
-            lane.exhausted = False  # a failure may be due again at once
-            at = now if self.frozen_now else now - timedelta(seconds=time.monotonic() - result.finished)
-            request = held.request
+        for held, result, arrived in ended:
+            at = now if self.frozen_now else now - timedelta(seconds=moment - arrived)
             sent.append(
-                Sent(held.delivery, request, result, started_at=at - timedelta(milliseconds=result.duration_ms),
-                     finished_at=at, problem="" if request else result.error)
+                Sent(held.delivery, held.request, result, started_at=at - timedelta(milliseconds=result.duration_ms),
+                     finished_at=at, problem="" if held.request else result.error)
             )  # fmt: skip
         self.attempts += len(sent)
         try:
-            recorded = results_record(sent, token=self.token)
+            recorded = results_record(sent, token=self.token, healthy=self.healthy)
         except Exception:
             # The claims lapse and the deliveries go out again: at least once, never lost.
             logger.exception("Could not record %d webhook attempts; they will be sent again.", len(sent))
             return
+        for outcome in recorded.outcomes:
+            lane = self.lanes.get(outcome.delivery.subscription_id)
+            if lane is not None and not outcome.succeeded:
+                lane.exhausted = False  # a retry may be due at once
         for subscription_id in recorded.paused | recorded.retired:
             self._lane_hold(subscription_id, paused=subscription_id in recorded.paused)
         for subscription_id in recorded.resumed:
@@ -393,8 +428,9 @@ class Dispatch:
             while self.in_flight and time.monotonic() < give_up:
                 self.wake.wait(0.2)
                 self.wake.clear()
-                self._record_ended()
-            self._record_ended()
+                self._collect()
+            self._collect()
+            self._record()
             self._leases_release(list(self.lanes))
         except Exception:
             logger.exception("The webhook dispatcher could not hand over cleanly; its leases will lapse.")
@@ -451,12 +487,15 @@ def deliveries_claim(
             return [], exhausted
         # Compare and set: only rows nobody holds (no row locks on SQLite).
         _due(now).filter(id__in=ids).update(claimed_until=until, claim_token=token)
-    claimed = (
+    claimed = list(
         Delivery.objects.filter(id__in=ids, claim_token=token)
-        .select_related("event", "subscription")
+        .select_related("event")
         .order_by("next_attempt_at", "id")
     )
-    return list(claimed), exhausted
+    subscriptions = Subscription.objects.in_bulk({d.subscription_id for d in claimed})
+    for delivery in claimed:
+        delivery.subscription = subscriptions[delivery.subscription_id]
+    return claimed, exhausted
 
 
 def dispatcher_run(*, wait: float = 0.0) -> int:
