@@ -1,6 +1,6 @@
 import os, sys, time, subprocess, tempfile, resource
 d = tempfile.mkdtemp()
-os.environ.update(DATABASE_URL=f"sqlite:///{d}/p.sqlite3", SECRET_KEY="x", DEBUG="0", WEBHOOKS_ALLOW_PRIVATE_URLS="1", DJANGO_SETTINGS_MODULE="config.settings", LOG_LEVEL="WARNING")
+os.environ.setdefault("DATABASE_URL", f"sqlite:///{d}/p.sqlite3"); os.environ.update(SECRET_KEY="x", DEBUG="0", WEBHOOKS_ALLOW_PRIVATE_URLS="1", DJANGO_SETTINGS_MODULE="config.settings", LOG_LEVEL="WARNING")
 import django; django.setup()
 from django.core.management import call_command
 call_command("migrate", verbosity=0)
@@ -15,7 +15,14 @@ prof = None
 if "--profile" in sys.argv:
     from pyinstrument import Profiler; prof = Profiler(); prof.start()
 t, c = time.perf_counter(), cpu()
-n = deliveries_send_due()
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from collections import Counter
+with CaptureQueriesContext(connection) as q:
+    n = deliveries_send_due()
+kinds = Counter(x["sql"][:60] for x in q.captured_queries)
+print(len(q.captured_queries), "queries")
+for k, v in kinds.most_common(12): print(v, k)
 el = time.perf_counter() - t
 print(n, "in", el, "=", n/el, "/s; cpu ms per", (cpu()-c)*1000/n)
 if prof: prof.stop(); print(prof.output_text(unicode=False, color=False, show_all=False)[:12000])

@@ -124,7 +124,7 @@ def isolation(stack: Stack, redemptions: int, rate: float) -> dict:
     )
     cluster = stack.cluster()
     times = latencies(stack, world, healthy, rate, world["codes"])
-    most_in_flight = hanging.most_at_once(deadline=15.0)
+    most_in_flight = hanging.most_at_once(lasting=14.0)
     cluster.stop()
     return {"count": len(times), "p50": percentile(times, 0.5), "p99": percentile(times, 0.99),
             "max": max(times), "hanging_in_flight": most_in_flight}  # fmt: skip

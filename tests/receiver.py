@@ -1,6 +1,6 @@
-"""A webhook receiver process on 127.0.0.1 that logs each request's receipt time, webhook-id and arrival.
+"""A webhook receiver process on 127.0.0.1 that logs each request's receipt time and webhook-id.
 
-python -m tests.receiver --port 8765 --log received.tsv [--delay 0.5] [--status 200] [--retry-after 1]
+python -m tests.receiver --port 8765 --log received.tsv [--arrivals arrived.tsv] [--delay 0.5] [--status 200]
 
 It runs on asyncio with a minimal HTTP/1.1 keep-alive parser, so it costs the machine it shares with the
 sender little: a benchmark measures the sender, not the receiver. `--delay` longer than the sender's
@@ -21,8 +21,9 @@ from typing import IO
 
 
 class Receiver:
-    def __init__(self, log: IO[str], options: argparse.Namespace) -> None:
+    def __init__(self, log: IO[str], arrivals: IO[str] | None, options: argparse.Namespace) -> None:
         self.log = log
+        self.arrivals = arrivals
         self.delay = options.delay
         self.status = options.status
         self.fail_first = options.fail_first
@@ -36,6 +37,9 @@ class Receiver:
                 head = await reader.readuntil(b"\r\n\r\n")
                 arrived = time.time()
                 headers = _headers(head)
+                if self.arrivals is not None:
+                    self.arrivals.write(f"{arrived:.6f}\t{headers.get('webhook-id', '')}\n")
+                    self.arrivals.flush()
                 length = int(headers.get("content-length") or 0)
                 if length:
                     await reader.readexactly(length)
@@ -44,7 +48,7 @@ class Receiver:
                 message_id = headers.get("webhook-id", "")
                 # Logged before the answer: a sender killed while waiting still counts as delivered
                 # here, which is exactly the duplicate a receiver must dedupe on webhook-id.
-                self.log.write(f"{time.time():.6f}\t{message_id}\t{arrived:.6f}\n")
+                self.log.write(f"{time.time():.6f}\t{message_id}\n")
                 self.log.flush()
                 writer.write(self._answer(message_id))
                 await writer.drain()
@@ -75,8 +79,11 @@ def _headers(head: bytes) -> dict[str, str]:
 
 
 async def _main(options: argparse.Namespace) -> None:
-    with open(options.log, "a", encoding="utf-8") as log:
-        receiver = Receiver(log, options)
+    with open(options.log, "a", encoding="utf-8") as log, contextlib.ExitStack() as files:
+        arrivals = (
+            files.enter_context(open(options.arrivals, "a", encoding="utf-8")) if options.arrivals else None
+        )
+        receiver = Receiver(log, arrivals, options)
         server = await asyncio.start_server(receiver.serve, "127.0.0.1", options.port, backlog=256)
         print(f"receiver listening on 127.0.0.1:{options.port}", file=sys.stderr, flush=True)
         async with server:
@@ -87,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--log", type=Path, required=True)
+    parser.add_argument("--arrivals", type=Path, default=None, help="also log each request as it arrives")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds to wait before answering")
     parser.add_argument("--status", type=int, default=200)
     parser.add_argument(

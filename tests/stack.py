@@ -111,6 +111,8 @@ class Receiver:
         self.options = list(options)
         self.log_path = stack.base_dir / f"received-{self.port}.tsv"
         self.log_path.touch()
+        self.arrivals_path = stack.base_dir / f"arrived-{self.port}.tsv"
+        self.arrivals_path.touch()
         self.proc: Proc | None = None
 
     @property
@@ -118,7 +120,8 @@ class Receiver:
         return f"http://127.0.0.1:{self.port}/hook"
 
     def start(self) -> Receiver:
-        cmd = [PYTHON, "-m", "tests.receiver", "--port", str(self.port), "--log", str(self.log_path)]
+        cmd = [PYTHON, "-m", "tests.receiver", "--port", str(self.port), "--log", str(self.log_path),
+               "--arrivals", str(self.arrivals_path)]  # fmt: skip
         cmd += ["--delay", str(self.delay), "--status", str(self.status), *self.options]
         self.proc = self.stack.spawn("receiver", cmd)
         wait_until(self._listening, 15, f"the receiver on port {self.port}")
@@ -135,20 +138,16 @@ class Receiver:
 
     def received(self) -> list[tuple[float, str]]:
         """(receipt time, webhook-id) of every request so far, duplicates included."""
-        return [(stamp, message_id) for stamp, message_id, _ in self.requests()]
+        return _rows(self.log_path)
 
-    def requests(self) -> list[tuple[float, str, float]]:
-        """(answered, webhook-id, arrived) of every request so far: the receiver logs before answering."""
-        rows = []
-        for line in self.log_path.read_text().splitlines():
-            stamp, message_id, arrived = (line.split("\t") + ["", ""])[:3]
-            rows.append((float(stamp), message_id, float(arrived or stamp)))
-        return rows
+    def arrivals(self) -> list[tuple[float, str]]:
+        """(arrival time, webhook-id) of every request so far, logged before it is read and answered."""
+        return _rows(self.arrivals_path)
 
-    def most_at_once(self, deadline: float) -> int:
-        """The most requests in flight at once: each from its arrival until answered or cut at `deadline`."""
-        spans = [(arrived, min(stamp, arrived + deadline)) for stamp, _, arrived in self.requests()]
-        return max((sum(1 for a, b in spans if a <= start < b) for start, _ in spans), default=0)
+    def most_at_once(self, lasting: float) -> int:
+        """The most requests at once of a receiver that answers none of them within `lasting` seconds."""
+        starts = sorted(stamp for stamp, _ in self.arrivals())
+        return max((sum(1 for a in starts if start - lasting < a <= start) for start in starts), default=0)
 
     def counts(self) -> Counter[str]:
         return Counter(message_id for _, message_id in self.received())
@@ -289,6 +288,14 @@ class Stack:
             return
         with admin_connection(self.postgres) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+
+
+def _rows(path: Path) -> list[tuple[float, str]]:
+    rows = []
+    for line in path.read_text().splitlines():
+        stamp, _, message_id = line.partition("\t")
+        rows.append((float(stamp), message_id))
+    return rows
 
 
 def _answers(url: str, proc: Proc) -> bool:

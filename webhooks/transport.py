@@ -32,13 +32,13 @@ from webhooks.rendering import delivery_request
 logger = logging.getLogger(__name__)
 
 # A lane claims this many deliveries ahead: its claims are renewed while they wait, so size costs nothing.
-CLAIM_AHEAD = 64
+CLAIM_AHEAD = 128
 LOOK_EVERY = 1.0  # seconds between looks for work when nothing rang (a lost NOTIFY, a retry due)
 LANE_IDLE_SECONDS = 5.0  # a lane with nothing to do keeps its subscription's lease this long
 HANDOVER_WAIT = 5.0  # a successor waits this long for its predecessor to free a slot
 # Requests that ended are recorded together once this many have, or the first has waited this long.
-RECORD_BATCH = 64
-RECORD_DELAY = 0.005
+RECORD_BATCH = 256
+RECORD_DELAY = 0.02
 
 
 def claim_window() -> timedelta:
@@ -226,7 +226,7 @@ class Dispatch:
             if lane.paused:
                 # One probe at a time while the circuit is open.
                 wants[lane.subscription_id] = 0 if lane.in_flight or lane.waiting else 1
-            elif len(lane.waiting) < CLAIM_AHEAD // 2:
+            elif len(lane.waiting) < CLAIM_AHEAD // 8:
                 wants[lane.subscription_id] = CLAIM_AHEAD - len(lane.waiting)
         wants = {sid: n for sid, n in wants.items() if n > 0}
         if not wants:
@@ -332,11 +332,11 @@ class Dispatch:
             self.unrecorded.append((held, result, time.monotonic()))
 
     def _record_due(self) -> bool:
-        """Record once a batch is full, RECORD_DELAY has passed, or nothing else is in flight."""
+        """Record once a batch is full, RECORD_DELAY has passed, or nothing else is left to send."""
         return bool(self.unrecorded) and (
             len(self.unrecorded) >= RECORD_BATCH
             or time.monotonic() - self.unrecorded_since >= RECORD_DELAY
-            or not self.in_flight
+            or not (self.in_flight or any(lane.waiting for lane in self.lanes.values()))
         )
 
     def _record(self) -> None:
