@@ -126,8 +126,8 @@ class SubscriptionAdmin(admin.ModelAdmin):
     """The signing secret is shown once, on the page after creating (or rotating), never in a message or log."""
 
     form = SubscriptionForm
-    list_display = ("__str__", "format", "owner", "active", "success_rate", "median_duration", "last_error",
-                    "disabled_reason")  # fmt: skip
+    list_display = ("__str__", "format", "owner", "active", "circuit", "success_rate", "median_duration",
+                    "last_error", "disabled_reason")  # fmt: skip
     list_filter = ("active", "format", "merchant", "distributor")
     search_fields = ("name", "url")
     autocomplete_fields = ("merchant", "distributor", "site", "offers")
@@ -136,6 +136,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
         "disabled_reason",
         "disabled_at",
         "failing_since",
+        "circuit",
         "created_at",
         "updated_at",
     )
@@ -169,6 +170,10 @@ class SubscriptionAdmin(admin.ModelAdmin):
     def last_error(self, obj: Subscription) -> str:
         health = getattr(obj, "health", None)
         return (health.last_error[:80] if health else "") or "–"
+
+    @admin.display(description="delivery")
+    def circuit(self, obj: Subscription) -> str:
+        return obj.circuit_summary()
 
     @admin.display(description="signing secret")
     def secret_hint(self, obj: Subscription) -> str:

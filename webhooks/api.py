@@ -54,17 +54,35 @@ class SubscriptionInSerializer(StrictSerializer):
         return value.upper()
 
 
+class CircuitSerializer(serializers.Serializer):
+    """The circuit breaker: `open` pauses deliveries (none is dropped) until a probe succeeds."""
+
+    state = serializers.SerializerMethodField()
+    paused_since = serializers.DateTimeField(allow_null=True, source="circuit_opened_at")
+    next_probe_at = serializers.DateTimeField(allow_null=True, source="circuit_probe_at")
+    consecutive_failures = serializers.IntegerField()
+
+    @extend_schema_field(serializers.ChoiceField(choices=["closed", "open"]))
+    def get_state(self, subscription: Subscription) -> str:
+        return "open" if subscription.circuit_open else "closed"
+
+
 class SubscriptionSerializer(OutputSerializer):
     """A subscription as shown after its creation: credentials in its URL and header values masked."""
 
     url = serializers.SerializerMethodField()
     headers = serializers.SerializerMethodField()
     offer_ids = serializers.SerializerMethodField()
+    circuit = serializers.SerializerMethodField()
 
     class Meta:
         model = Subscription
         fields = ["id", "name", "url", "format", "events", "http_method", "params", "headers", "offer_ids", "active",
-                  "disabled_reason", "created_at", "updated_at"]  # fmt: skip
+                  "disabled_reason", "circuit", "created_at", "updated_at"]  # fmt: skip
+
+    @extend_schema_field(CircuitSerializer)
+    def get_circuit(self, subscription: Subscription) -> dict:
+        return CircuitSerializer(subscription).data
 
     def get_offer_ids(self, subscription: Subscription) -> list[int]:
         return sorted(offer.id for offer in subscription.offers.all())

@@ -85,6 +85,20 @@ class Subscription(models.Model):
     def circuit_open(self) -> bool:
         return self.circuit_opened_at is not None
 
+    def circuit_summary(self) -> str:
+        """The circuit breaker in words, as the admin shows it."""
+        if self.circuit_opened_at is None:
+            return "sending"
+        since = timezone.localtime(self.circuit_opened_at).strftime("%Y-%m-%d %H:%M:%S %Z")
+        probe = (
+            timezone.localtime(self.circuit_probe_at).strftime("%Y-%m-%d %H:%M:%S %Z")
+            if self.circuit_probe_at
+            else "soon"
+        )
+        return (
+            f"paused since {since} after {self.consecutive_failures} failures in a row, next probe at {probe}"
+        )
+
     def signing_secrets(self, now=None) -> list[str]:
         """The current secret, plus the previous one while a rotation's grace period lasts."""
         now = now or timezone.now()

@@ -59,6 +59,7 @@ def test_creating_answers_the_subscription_with_its_secret_once(api, merchant, o
         "id": subscription.id, "name": "", "url": "http://127.0.0.1:9/hook", "format": "hub_events",
         "events": ["coupon.issued", "coupon.redeemed"], "http_method": "POST", "params": {},
         "headers": {"X-Api-Key": "abc"}, "offer_ids": [offer.id], "active": True, "disabled_reason": "",
+        "circuit": {"state": "closed", "paused_since": None, "next_probe_at": None, "consecutive_failures": 0},
         "created_at": created["created_at"], "updated_at": created["updated_at"], "secret": subscription.secret,
     }  # fmt: skip
     assert created["secret"].startswith("whsec_")
