@@ -62,6 +62,7 @@ class Subscription(models.Model):
     consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
     circuit_opened_at = models.DateTimeField(null=True, blank=True, editable=False)
     circuit_probe_at = models.DateTimeField(null=True, blank=True, editable=False)
+    circuit_failed_probes = models.PositiveSmallIntegerField(default=0, editable=False)
     # The one dispatcher sending this subscription's deliveries, so its in-flight cap holds across clusters.
     dispatch_token = models.UUIDField(null=True, blank=True, editable=False)
     dispatch_until = models.DateTimeField(null=True, blank=True, editable=False)

@@ -8,7 +8,7 @@ back the record of the others.
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -21,9 +21,6 @@ from webhooks.formats import Rendered
 from webhooks.models import Attempt, Delivery, Subscription
 from webhooks.redaction import url_redacted
 from webhooks.routing import routes_forget
-
-# When a paused subscription's failing probe has no retry of its own left, the next probe waits this long.
-PROBE_FALLBACK = retries.RETRY_DELAYS[2]
 
 
 @dataclass(frozen=True)
@@ -59,7 +56,7 @@ class Recorded:
     """What the record changed that a dispatcher must act on."""
 
     outcomes: list[Outcome] = field(default_factory=list)
-    paused: set[int] = field(default_factory=set)  # subscriptions whose circuit is open after this record
+    paused: dict[int, datetime] = field(default_factory=dict)  # circuit open: subscription → next probe
     resumed: set[int] = field(default_factory=set)  # subscriptions whose circuit closed
     retired: set[int] = field(default_factory=set)  # subscriptions turned off (410 Gone)
 
@@ -182,7 +179,9 @@ def _subscriptions_note(recorded: Recorded, healthy: set[int]) -> None:
 
 def _subscription_healthy(subscription_id: int, recorded: Recorded) -> None:
     this = Subscription.objects.filter(id=subscription_id)
-    if this.filter(circuit_opened_at__isnull=False).update(circuit_opened_at=None, circuit_probe_at=None):
+    if this.filter(circuit_opened_at__isnull=False).update(
+        circuit_opened_at=None, circuit_probe_at=None, circuit_failed_probes=0
+    ):
         recorded.resumed.add(subscription_id)
     this.filter(Q(consecutive_failures__gt=0) | Q(failing_since__isnull=False)).update(
         consecutive_failures=0, failing_since=None
@@ -195,14 +194,30 @@ def _subscription_failed(
     this = Subscription.objects.filter(id=subscription_id)
     this.update(consecutive_failures=F("consecutive_failures") + len(outcomes))
     this.filter(failing_since__isnull=True).update(failing_since=now)
-    # The next probe follows the retry schedule of what just failed.
-    retrying = [o.next_attempt_at for o in outcomes if o.next_attempt_at is not None]
-    probe_at = min(retrying) if retrying else now + PROBE_FALLBACK
-    opened = this.filter(
-        circuit_opened_at__isnull=True, consecutive_failures__gte=settings.WEBHOOKS_CIRCUIT_FAILURES
-    ).update(circuit_opened_at=now, circuit_probe_at=probe_at)
-    if opened or this.filter(circuit_opened_at__isnull=False).update(circuit_probe_at=probe_at):
-        recorded.paused.add(subscription_id)
+    failures = this.values_list("consecutive_failures", flat=True).first() or 0
+    threshold = settings.WEBHOOKS_CIRCUIT_FAILURES
+    if failures < threshold:
+        return
+    this.filter(circuit_opened_at__isnull=True).update(
+        circuit_opened_at=now, circuit_probe_at=now + probe_delay(0), circuit_failed_probes=0
+    )
+    # Once open, only a probe's failure moves the next probe on; a request that was already in flight
+    # when the circuit opened is no probe.
+    probes = this.filter(circuit_opened_at__isnull=False, circuit_probe_at__lte=now)
+    failed_probes = probes.values_list("circuit_failed_probes", flat=True).first()
+    if failed_probes is not None:
+        probes.update(
+            circuit_failed_probes=failed_probes + 1, circuit_probe_at=now + probe_delay(failed_probes + 1)
+        )
+    probe_at = this.filter(circuit_opened_at__isnull=False).values_list("circuit_probe_at", flat=True).first()
+    if probe_at is not None:
+        recorded.paused[subscription_id] = probe_at
+
+
+def probe_delay(failed_probes: int) -> timedelta:
+    """How long a paused subscription waits before its next probe: the retry schedule, from its 5 s step on."""
+    step = min(failed_probes + 2, len(retries.RETRY_DELAYS))
+    return retries.retry_delay(step) or retries.RETRY_DELAYS[-1]
 
 
 def _subscription_retire(outcome: Outcome) -> None:

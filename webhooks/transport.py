@@ -75,7 +75,8 @@ class Lane:
     waiting: deque[Held] = field(default_factory=deque)
     in_flight: int = 0
     exhausted: bool = False  # its last claim found less than it asked for
-    paused: bool = False  # circuit open: only a probe goes out
+    paused: bool = False  # circuit open: only a probe goes out, once probe_at has come
+    probe_at: datetime | None = None
     idle_since: float | None = None
 
 
@@ -185,24 +186,25 @@ class Dispatch:
             Subscription.objects.filter(free, active=True)
             .filter(Q(circuit_opened_at__isnull=True) | Q(circuit_probe_at__lte=now))
             .filter(Exists(_due(now).filter(subscription_id=OuterRef("pk"))))
-            .values_list("id", "circuit_opened_at")
+            .values_list("id", "circuit_opened_at", "circuit_probe_at")
         )
         if not wanted:
             return False
-        ids = [id_ for id_, _ in wanted]
+        ids = [id_ for id_, _, _ in wanted]
         Subscription.objects.filter(free, id__in=ids).update(
             dispatch_token=self.token, dispatch_until=real_now + lease_window()
         )
         ours = set(
             Subscription.objects.filter(id__in=ids, dispatch_token=self.token).values_list("id", flat=True)
         )
-        for id_, opened_at in wanted:
+        for id_, opened_at, probe_at in wanted:
             if id_ in ours:
                 lane = self.lanes.get(id_)
                 if lane is None:
                     lane = self.lanes[id_] = Lane(id_)
                     self.turns.append(id_)
-                lane.exhausted, lane.paused, lane.idle_since = False, opened_at is not None, None
+                lane.exhausted, lane.idle_since = False, None
+                lane.paused, lane.probe_at = opened_at is not None, probe_at
         return bool(ours)
 
     def _next_due(self, now: datetime) -> datetime | None:
@@ -224,8 +226,9 @@ class Dispatch:
             if lane.exhausted:
                 continue
             if lane.paused:
-                # One probe at a time while the circuit is open.
-                wants[lane.subscription_id] = 0 if lane.in_flight or lane.waiting else 1
+                # One probe at a time while the circuit is open, once it is due.
+                due = lane.probe_at is None or lane.probe_at <= now
+                wants[lane.subscription_id] = 1 if due and not (lane.in_flight or lane.waiting) else 0
             elif len(lane.waiting) < CLAIM_AHEAD // 8:
                 wants[lane.subscription_id] = CLAIM_AHEAD - len(lane.waiting)
         wants = {sid: n for sid, n in wants.items() if n > 0}
@@ -363,18 +366,18 @@ class Dispatch:
             lane = self.lanes.get(outcome.delivery.subscription_id)
             if lane is not None and not outcome.succeeded:
                 lane.exhausted = False  # a retry may be due at once
-        for subscription_id in recorded.paused | recorded.retired:
-            self._lane_hold(subscription_id, paused=subscription_id in recorded.paused)
+        for subscription_id in recorded.paused.keys() | recorded.retired:
+            self._lane_hold(subscription_id, probe_at=recorded.paused.get(subscription_id))
         for subscription_id in recorded.resumed:
             if subscription_id in self.lanes:
                 self.lanes[subscription_id].paused = False
 
-    def _lane_hold(self, subscription_id: int, *, paused: bool) -> None:
-        """A paused or retired subscription's waiting deliveries go back, unsent, for later."""
+    def _lane_hold(self, subscription_id: int, *, probe_at: datetime | None) -> None:
+        """A paused (probe_at given) or retired subscription's waiting deliveries go back, unsent, for later."""
         lane = self.lanes.get(subscription_id)
         if lane is None:
             return
-        lane.paused = paused
+        lane.paused, lane.probe_at = probe_at is not None, probe_at
         self._claims_release([h.delivery.id for h in lane.waiting])
         lane.waiting.clear()
         lane.exhausted = True
