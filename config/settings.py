@@ -8,6 +8,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from config.logging import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -39,7 +41,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First: probes answer whatever the Host header, scheme or session state.
+    # Outermost: every response, probes and errors included, carries X-Request-ID.
+    "config.request_id.RequestIdMiddleware",
+    # Then probes answer whatever the Host header, scheme or session state.
     "config.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files (admin, API docs) served by every web process: no proxy rule needed under gunicorn.
@@ -131,13 +135,11 @@ warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.
 
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+# One logging configuration for the web processes, the cluster and gunicorn: readable lines by default,
+# one JSON object a line with LOG_FORMAT=json; every record carries the request id.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text")
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = logging_config(fmt=LOG_FORMAT, level=LOG_LEVEL)
 
 # REST API
 REST_FRAMEWORK = {
