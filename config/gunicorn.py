@@ -1,6 +1,7 @@
 """gunicorn settings read from the environment: `gunicorn -c config/gunicorn.py config.wsgi`."""
 
 import os
+import tempfile
 
 from config.logging import logging_config
 
@@ -45,3 +46,21 @@ logconfig_dict = logging_config(
     fmt=os.environ.get("LOG_FORMAT", "text"), level=os.environ.get("LOG_LEVEL", "INFO").upper()
 )
 proc_name = "coupons-web"
+
+# Counters of every worker go to files in one directory, summed by whichever worker answers /metrics.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(
+        tempfile.gettempdir(), f"coupons-metrics-{os.getpid()}"
+    )
+
+
+def on_starting(server) -> None:
+    from config.metrics import multiprocess_dir_prepare
+
+    multiprocess_dir_prepare(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+
+
+def child_exit(server, worker) -> None:
+    from config.metrics import process_dead
+
+    process_dead(worker.pid)

@@ -45,6 +45,8 @@ MIDDLEWARE = [
     "config.request_id.RequestIdMiddleware",
     # Then probes answer whatever the Host header, scheme or session state.
     "config.health.HealthCheckMiddleware",
+    # After the probes (their traffic is noise), before everything that may answer on its own.
+    "config.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files (admin, API docs) served by every web process: no proxy rule needed under gunicorn.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -140,6 +142,15 @@ SESSION_ENGINE = "django.contrib.sessions.backends.db"
 LOG_FORMAT = env.str("LOG_FORMAT", default="text")
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = logging_config(fmt=LOG_FORMAT, level=LOG_LEVEL)
+
+# Metrics (GET /metrics, Prometheus text): refused without `Authorization: Bearer <METRICS_TOKEN>`, off when
+# unset. Each process writes its counters to files in PROMETHEUS_MULTIPROC_DIR, which must be set before
+# prometheus_client is imported: all the processes of a host (gunicorn workers, clusters) should share one.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR", str(Path(tempfile.gettempdir()) / f"coupons-metrics-{os.getpid()}")
+)
+Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 
 # REST API
 REST_FRAMEWORK = {
