@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "django_q",
     "coupons",
     "webhooks",
+    "audit",
 ]
 
 MIDDLEWARE = [
