@@ -131,12 +131,43 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 # Without `collectstatic` (make run, tests) WhiteNoise finds files in the apps; deployments collect them.
 WHITENOISE_USE_FINDERS = True
+# Production serves hashed, compressed copies (cached forever by browsers); that needs `collectstatic`
+# (the Dockerfile and the release step run it). STATIC_MANIFEST=0 serves the plain files without it.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if env.bool("STATIC_MANIFEST", default=not DEBUG)
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
 warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
 
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# Sessions (the admin's, and the reveal page's anonymous shoppers'): in the shared cache and the database
+# when Redis is there, so a page load reads no session row; expired ones are cleared by a schedule.
+SESSION_ENGINE = (
+    "django.contrib.sessions.backends.cached_db" if REDIS_URL else "django.contrib.sessions.backends.db"
+)
+
+# Production behind HTTPS: all on when DEBUG is off, each settable (0/1) for a deployment that differs.
+# SECURE_PROXY_SSL_HEADER trusts X-Forwarded-Proto: only behind a proxy that sets it and strips clients' own.
+HTTPS = not DEBUG
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=HTTPS)
+# Probes and Prometheus call over plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=HTTPS)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=HTTPS)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=HTTPS)
+# Preloading is a promise about the whole domain made by its owner (hstspreload.org), not a default.
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+if not SECURE_HSTS_PRELOAD:
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]
+if env.bool("SECURE_PROXY_SSL_HEADER", default=HTTPS):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # One logging configuration for the web processes, the cluster and gunicorn: readable lines by default,
 # one JSON object a line with LOG_FORMAT=json; every record carries the request id.
