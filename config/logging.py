@@ -14,7 +14,7 @@ from config.request_id import current_request_id
 # might echo a header or a body. API keys (ck_), signing secrets (whsec_), webhook signatures (v1,<base64>)
 # and bearer tokens are masked before a record is written anywhere.
 _SECRETS = re.compile(
-    r"(?P<keep>ck_|whsec_|v1,|Bearer\s+)[A-Za-z0-9+/=_-]{8,}",
+    r"\b(?P<keep>ck_|whsec_|v1,|Bearer\s+)[A-Za-z0-9+/=_-]{8,}",
     re.IGNORECASE,
 )
 

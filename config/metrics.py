@@ -12,9 +12,13 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+# Before prometheus_client is imported: it keeps values in files when this directory is set (settings set it).
+os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess  # noqa: E402
+from prometheus_client.core import GaugeMetricFamily  # noqa: E402
+from prometheus_client.exposition import CONTENT_TYPE_LATEST  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -168,11 +172,24 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
 
 
 def multiprocess_dir_prepare(path: str) -> None:
-    """Create the directory and clear files left by processes of an earlier run (their counters restart)."""
+    """Create the directory and clear files left by processes no longer running (their counters restart).
+
+    Files of live processes stay: the host's cluster may share the directory with this web server."""
     os.makedirs(path, exist_ok=True)
     for name in os.listdir(path):
-        if name.endswith(".db"):
+        pid = name.rsplit("_", 1)[-1].removesuffix(".db")
+        if name.endswith(".db") and not (pid.isdigit() and _running(int(pid))):
             os.remove(os.path.join(path, name))
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def process_dead(pid: int) -> None:

@@ -182,7 +182,6 @@ METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 os.environ.setdefault(
     "PROMETHEUS_MULTIPROC_DIR", str(Path(tempfile.gettempdir()) / f"coupons-metrics-{os.getpid()}")
 )
-Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 
 # REST API
 REST_FRAMEWORK = {

@@ -2,9 +2,11 @@
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
+import tomllib
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,6 +27,9 @@ TEST_OVERRIDES = ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_S
 def production_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in TEST_OVERRIDES and not k.startswith("SECURE_")}
     env.pop("REDIS_URL", None)
+    env.pop(
+        "DJANGO_ALLOW_ASYNC_UNSAFE", None
+    )  # the browser tests' (Playwright's event loop), not production's
     return env | {
         "DEBUG": "0",
         "SECRET_KEY": secrets.token_urlsafe(50),
@@ -118,3 +123,34 @@ def test_expired_sessions_are_cleared_by_a_schedule():
 
     assert sessions_clear_task() == 1
     assert list(Session.objects.values_list("session_key", flat=True)) == [live.session_key]
+
+
+def locked(path: str) -> dict[str, str]:
+    """name -> version of a lock file, every entry checked to carry hashes."""
+    text = (BASE_DIR / path).read_text()
+    entries = re.findall(
+        r"^([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==([^\s;\\\\]+)[^\n]*\\\n((?:\s+--hash=sha256:[0-9a-f]{64}.*\n?)+)",
+        text,
+        re.M,
+    )
+    assert entries and len(entries) == len(re.findall(r"^[A-Za-z0-9_.-]+(?:\[[^\]]*\])?==", text, re.M))
+    return {name.lower().replace("_", "-"): version for name, version, _ in entries}
+
+
+def test_the_lock_files_pin_every_dependency_with_hashes_and_agree():
+    runtime, dev = locked("requirements.lock"), locked("requirements-dev.lock")
+    project = tomllib.loads((BASE_DIR / "pyproject.toml").read_text())["project"]
+    for requirement in project["dependencies"]:
+        assert re.match(r"[A-Za-z0-9_.-]+", requirement)[0].lower() in runtime, requirement
+    for requirement in project["optional-dependencies"]["dev"]:
+        assert re.match(r"[A-Za-z0-9_.-]+", requirement)[0].lower() in dev, requirement
+    assert {name: dev[name] for name in runtime} == runtime  # the dev set is a superset, same versions
+    assert "pytest" not in runtime and "playwright" not in runtime  # make run installs no test tooling
+
+
+def test_the_image_installs_the_locked_set_runs_unprivileged_and_checks_its_health():
+    dockerfile = (BASE_DIR / "deploy" / "Dockerfile").read_text()
+    assert "pip install --require-hashes --no-deps -r requirements.lock" in dockerfile
+    assert "pip install ." not in dockerfile
+    assert re.search(r"^USER coupons$", dockerfile, re.M) and "HEALTHCHECK" in dockerfile
+    assert dockerfile.index("USER coupons") < dockerfile.index("CMD [")
