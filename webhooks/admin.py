@@ -382,9 +382,9 @@ class DeliveryInline(admin.TabularInline):
 class EventAdmin(ReadOnlyAdmin):
     list_display = ("id", "type", "offer", "created_at", "uuid")
     list_filter = (EventTypeFilter,)
-    search_fields = ("=uuid",)
+    search_fields = ("=uuid", "=request_id")
     list_select_related = ("offer",)
-    fields = ("uuid", "type", "offer", "created_at", "payload")
+    fields = ("uuid", "type", "offer", "created_at", "request_id", "payload")
     readonly_fields = fields
     inlines = [DeliveryInline]
 
