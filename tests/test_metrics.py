@@ -1,5 +1,6 @@
 """GET /metrics: refused without its token; request, redemption, delivery, job and queue figures that move."""
 
+import json
 import re
 import urllib.request
 from datetime import timedelta
@@ -117,14 +118,15 @@ def test_the_database_gauges_show_the_oldest_due_delivery_failing_receivers_jobs
 
 
 @pytest.mark.slow
-def test_metrics_sum_two_gunicorn_workers_and_the_bulk_cluster(tmp_path):
+def test_metrics_sum_two_gunicorn_workers_and_the_bulk_cluster_whose_work_keeps_the_request_id(tmp_path):
+    """Also: gunicorn's access log in JSON with the request id, and a job's events under its request's id."""
     from tests.stack import Stack, wait_until
 
     metrics_dir = tmp_path / "metrics"
     stack = Stack(tmp_path, None, None, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir), METRICS_TOKEN=TOKEN)
     try:
-        world = stack.world(codes=1)
-        _, base = stack.web(WEB_CONCURRENCY="2", LOG_LEVEL="WARNING")
+        world = stack.world(codes=1, receiver_urls=["http://127.0.0.1:9/hook"], events=["coupon.created"])
+        web, base = stack.web(WEB_CONCURRENCY="2", LOG_LEVEL="INFO", LOG_FORMAT="json")
         stack.cluster(Q_CLUSTER_NAME="bulk")
 
         def get(path: str, **headers: str) -> bytes:
@@ -133,10 +135,12 @@ def test_metrics_sum_two_gunicorn_workers_and_the_bulk_cluster(tmp_path):
                 return response.read()
 
         for _ in range(20):  # one connection each: the kernel spreads them over both workers
-            get("/admin/login/")
+            get("/admin/login/", **{"X-Request-ID": "req-gunicorn"})
         stack.django(
-            "from coupons import jobs\nfrom coupons.models import Offer\n"
-            "jobs.job_generate_start(offer=Offer.objects.get(pk=offer_id), count=250)",
+            "from config.request_id import request_id_bound\nfrom coupons import jobs\n"
+            "from coupons.models import Offer\nfrom django.db import transaction\n"
+            "with request_id_bound('req-cluster'), transaction.atomic():\n"
+            "    jobs.job_generate_start(offer=Offer.objects.get(pk=offer_id), count=250)",
             offer_id=world["offer_id"],
         )
 
@@ -150,5 +154,15 @@ def test_metrics_sum_two_gunicorn_workers_and_the_bulk_cluster(tmp_path):
         for _ in range(5):  # whichever worker answers, the sum is the same
             assert value(scrape(), "http_requests_total", route="/admin/login/", status="200") == 20
         assert len(worker_files) >= 3  # two web workers and at least one cluster process wrote counters
+
+        # The world's own code was made outside any request; the job's, in the cluster, under the enqueuer's id.
+        created = stack.sql("SELECT DISTINCT request_id FROM webhooks_event WHERE type = 'coupon.created'")
+        assert set(created) == {(None,), ("req-cluster",)}
+        access = [json.loads(line) for line in web.log().splitlines() if '"gunicorn.access"' in line]
+        login = [line for line in access if line["path"] == "/admin/login/"]
+        assert len(login) == 20 and {line["request_id"] for line in login} == {"req-gunicorn"}
+        assert {"time", "level", "message", "status", "duration_ms"} <= set(login[0]) and login[0][
+            "status"
+        ] == 200
     finally:
         stack.close()
