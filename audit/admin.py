@@ -1,5 +1,7 @@
 """Admin: the API audit trail (read-only), and the confirmation page of irreversible bulk actions."""
 
+import functools
+
 from django.contrib import admin
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.template.response import TemplateResponse
@@ -49,3 +51,25 @@ def confirmation_page(modeladmin, request, queryset, *, action: str, title: str,
         "opts": modeladmin.opts,
     }
     return TemplateResponse(request, "admin/confirm_action.html", context)
+
+
+def confirm_first(*, title: str, warning: str, button: str):
+    """Decorates an admin action that cannot be undone: it runs only once the confirmation page was answered."""
+
+    def decorate(action):
+        @functools.wraps(action)
+        def confirmed(modeladmin, request, queryset):
+            page = confirmation_page(
+                modeladmin,
+                request,
+                queryset,
+                action=action.__name__,
+                title=title,
+                warning=warning,
+                button=button,
+            )
+            return page if page is not None else action(modeladmin, request, queryset)
+
+        return confirmed
+
+    return decorate

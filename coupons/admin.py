@@ -4,7 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 
-from audit.admin import confirmation_page
+from audit.admin import confirm_first
 from coupons import services
 from coupons.admin_jobs import OfferCodesAdminMixin
 from coupons.errors import ApplicationError
@@ -128,18 +128,15 @@ class CouponAdmin(admin.ModelAdmin):
     actions = ["deactivate"]
 
     @admin.action(description="Deactivate the selected codes…", permissions=["change"])
+    @confirm_first(
+        title="Deactivate codes", button="Deactivate",
+        warning="The selected codes stop working at once. This cannot be undone.",
+    )  # fmt: skip
     def deactivate(self, request, queryset):
-        page = confirmation_page(
-            self, request, queryset, action="deactivate", title="Deactivate codes", button="Deactivate",
-            warning="The selected codes stop working at once. This cannot be undone.",
-        )  # fmt: skip
-        if page is not None:
-            return page
         for coupon in queryset:
             services.coupon_deactivate(coupon=coupon)
             self.log_change(request, coupon, "Deactivated (admin action).")
         self.message_user(request, f"{queryset.count()} codes deactivated.")
-        return None
 
 
 @admin.register(Redemption)
@@ -157,13 +154,11 @@ class RedemptionAdmin(admin.ModelAdmin):
         return False  # redemptions come from the API, one row per use
 
     @admin.action(description="Roll back the selected redemptions (order cancelled)…", permissions=["change"])
+    @confirm_first(
+        title="Roll back redemptions", button="Roll back",
+        warning="Each use is given back to its code, as if the order had been cancelled. This cannot be undone.",
+    )  # fmt: skip
     def rollback(self, request, queryset):
-        page = confirmation_page(
-            self, request, queryset, action="rollback", title="Roll back redemptions", button="Roll back",
-            warning="Each use is given back to its code, as if the order had been cancelled. This cannot be undone.",
-        )  # fmt: skip
-        if page is not None:
-            return page
         for redemption in queryset:
             done = run_service(
                 self, request, lambda r=redemption: services.redemption_rollback(redemption=r),
@@ -171,7 +166,6 @@ class RedemptionAdmin(admin.ModelAdmin):
             )  # fmt: skip
             if done:
                 self.log_change(request, redemption, "Rolled back (admin action).")
-        return None
 
 
 class ApiKeyForm(forms.ModelForm):

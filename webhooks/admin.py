@@ -9,7 +9,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from audit.admin import confirmation_page
+from audit.admin import confirm_first
 from coupons.errors import ApplicationError
 from webhooks import services
 from webhooks.formats import EVENT_TYPES
@@ -320,13 +320,11 @@ class DeliveryAdmin(ReadOnlyAdmin):
     @admin.action(
         description="Replay (send the same message again as a new delivery)…", permissions=["change"]
     )
+    @confirm_first(
+        title="Replay deliveries", button="Replay",
+        warning="Each message is sent to its receiver again, as a new delivery. Receivers cannot unsee it.",
+    )  # fmt: skip
     def replay(self, request, queryset: QuerySet[Delivery]):
-        page = confirmation_page(
-            self, request, queryset, action="replay", title="Replay deliveries", button="Replay",
-            warning="Each message is sent to its receiver again, as a new delivery. Receivers cannot unsee it.",
-        )  # fmt: skip
-        if page is not None:
-            return page
         outcomes = _each(
             queryset.select_related("subscription"),
             _logged(
@@ -334,7 +332,6 @@ class DeliveryAdmin(ReadOnlyAdmin):
             ),
         )
         _report(self, request, outcomes, "{count} deliveries replayed.")
-        return None
 
 
 @admin.register(Attempt)
