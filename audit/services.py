@@ -16,12 +16,12 @@ REDACTED_FIELDS = frozenset({"secret", "previous_secret", "headers", "hashed_key
 
 
 def audit_record(
-    *, api_key, action: str, obj: models.Model | None = None, changes: dict | None = None
+    *, api_key, action: str, obj: models.Model | None = None, changes: dict | None = None, actor: str = ""
 ) -> AuditEntry:
-    """Record one change made with an API key; call it inside the change's own transaction."""
+    """Record one change made with an API key (or by `actor`, e.g. a command) inside the change's transaction."""
     return AuditEntry.objects.create(
         api_key_id=getattr(api_key, "pk", None),
-        actor=str(api_key) if api_key is not None else "unknown",
+        actor=actor or (str(api_key) if api_key is not None else "unknown"),
         action=action,
         content_type=ContentType.objects.get_for_model(obj) if obj is not None else None,
         object_id=str(obj.pk) if obj is not None else "",

@@ -6,6 +6,7 @@ import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
+from django.core.management import call_command
 from django.urls import reverse
 from rest_framework.test import APIClient
 
@@ -151,3 +152,11 @@ def test_the_audit_trail_cannot_be_edited_in_the_admin(admin_client, api, offer)
     assert admin_client.get(reverse("admin:audit_auditentry_change", args=[entry.pk])).status_code == 200
     assert admin_client.post(reverse("admin:audit_auditentry_delete", args=[entry.pk])).status_code == 403
     assert admin_client.get(reverse("admin:audit_auditentry_add")).status_code == 403
+
+
+def test_a_key_made_on_the_command_line_is_in_the_trail_without_its_token(capsys):
+    call_command("create_api_key", "--merchant", "Audit Co", "--scopes", "read", "--name", "reporting")
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    entry = AuditEntry.objects.get(action="api_key.create")
+    assert entry.actor == "manage.py create_api_key" and entry.object_id == str(ApiKey.objects.get().pk)
+    assert entry.changes == {"scopes": ["read"], "name": "reporting"} and token not in str(vars(entry))
