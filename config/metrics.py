@@ -62,6 +62,9 @@ def codes_generated_count(n: int) -> None:
         CODES_GENERATED.inc(n)
 
 
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class MetricsMiddleware:
     """Counts and times every request by its URL pattern (never the raw path: ids would explode the series)."""
 
@@ -73,7 +76,8 @@ class MetricsMiddleware:
         response = self.get_response(request)
         match = getattr(request, "resolver_match", None)
         route = "/" + match.route if match is not None and match.route else "unmatched"
-        labels = (route, request.method, str(response.status_code))
+        method = request.method if request.method in _METHODS else "other"  # a client can send any word
+        labels = (route, method, str(response.status_code))
         HTTP_REQUESTS.labels(*labels).inc()
         HTTP_LATENCY.labels(*labels).observe(time.perf_counter() - started)
         return response

@@ -166,3 +166,12 @@ def test_metrics_sum_two_gunicorn_workers_and_the_bulk_cluster_whose_work_keeps_
         ] == 200
     finally:
         stack.close()
+
+
+def test_odd_methods_and_unknown_paths_do_not_make_new_series(scrape, client, db):
+    client.generic("BREW", "/api/v1/offers/")
+    client.get("/api/v1/no/such/path/12345")
+    found = scrape()
+    assert value(found, "http_requests_total", method="other") >= 1
+    assert value(found, "http_requests_total", route="unmatched", status="404") >= 1
+    assert not any("BREW" in key or "12345" in key for key in found)
