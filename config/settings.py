@@ -144,7 +144,8 @@ STORAGES = {
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
-warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
+# WhiteNoise warns (from wherever its middleware is built) that STATIC_ROOT is missing until collectstatic runs.
+warnings.filterwarnings("ignore", message="No directory at")
 
 # Sessions (the admin's, and the reveal page's anonymous shoppers'): in the shared cache and the database
 # when Redis is there, so a page load reads no session row; expired ones are cleared by a schedule.
