@@ -116,5 +116,7 @@ def logging_config(*, fmt: str, level: str) -> dict:
             # gunicorn's access and error logs through the same handler and format.
             "gunicorn.access": {"handlers": ["console"], "level": level, "propagate": False},
             "gunicorn.error": {"handlers": ["console"], "level": level, "propagate": False},
+            # runserver's request lines (make run), in the same format rather than Django's own.
+            "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         },
     }
