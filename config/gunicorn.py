@@ -1,6 +1,9 @@
 """gunicorn settings read from the environment: `gunicorn -c config/gunicorn.py config.wsgi`."""
 
 import os
+import tempfile
+
+from config.logging import logging_config
 
 
 def _int(name: str, default: int) -> int:
@@ -32,7 +35,32 @@ max_requests_jitter = max_requests // 10
 backlog = _int("GUNICORN_BACKLOG", 2048)
 # The load balancer sets X-Forwarded-Proto; trust it from these addresses only.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
-accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
+# The access log is on, through the platform's logging configuration: the same format as the application's
+# lines (JSON with LOG_FORMAT=json), each with the request id the response carries. GUNICORN_ACCESS_LOG=off
+# silences it (e.g. when the load balancer keeps its own).
+accesslog = None if os.environ.get("GUNICORN_ACCESS_LOG", "").lower() in ("off", "0", "false") else "-"
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+logconfig_dict = logging_config(
+    fmt=os.environ.get("LOG_FORMAT", "text"), level=os.environ.get("LOG_LEVEL", "INFO").upper()
+)
 proc_name = "coupons-web"
+
+# Counters of every worker go to files in one directory, summed by whichever worker answers /metrics.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(
+        tempfile.gettempdir(), f"coupons-metrics-{os.getpid()}"
+    )
+
+
+def on_starting(server) -> None:
+    from config.metrics import multiprocess_dir_prepare
+
+    multiprocess_dir_prepare(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+
+
+def child_exit(server, worker) -> None:
+    from config.metrics import process_dead
+
+    process_dead(worker.pid)

@@ -15,6 +15,8 @@ SCHEDULES: dict[str, tuple[str, int]] = {
     "webhooks: retry sweep": ("webhooks.tasks.deliveries_sweep_task", 1),
     "webhooks: disable failing subscriptions": ("webhooks.tasks.subscriptions_auto_disable_task", 60),
     "webhooks: purge old delivery log": ("webhooks.tasks.deliveries_purge_task", 1440),
+    # Every reveal-page visitor gets a session; expired ones would pile up in the table for ever.
+    "sessions: clear expired": ("coupons.tasks.sessions_clear_task", 60),
 }
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from config.logging import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -36,11 +38,16 @@ INSTALLED_APPS = [
     "django_q",
     "coupons",
     "webhooks",
+    "audit",
 ]
 
 MIDDLEWARE = [
-    # First: probes answer whatever the Host header, scheme or session state.
+    # Outermost: every response, probes and errors included, carries X-Request-ID.
+    "config.request_id.RequestIdMiddleware",
+    # Then probes answer whatever the Host header, scheme or session state.
     "config.health.HealthCheckMiddleware",
+    # After the probes (their traffic is noise), before everything that may answer on its own.
+    "config.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files (admin, API docs) served by every web process: no proxy rule needed under gunicorn.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -124,20 +131,58 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 # Without `collectstatic` (make run, tests) WhiteNoise finds files in the apps; deployments collect them.
 WHITENOISE_USE_FINDERS = True
-warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
-
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
-
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+# Production serves hashed, compressed copies (cached forever by browsers); that needs `collectstatic`
+# (the Dockerfile and the release step run it). STATIC_MANIFEST=0 serves the plain files without it.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if env.bool("STATIC_MANIFEST", default=not DEBUG)
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
 }
+# WhiteNoise warns (from wherever its middleware is built) that STATIC_ROOT is missing until collectstatic runs.
+warnings.filterwarnings("ignore", message="No directory at")
+
+# Sessions (the admin's, and the reveal page's anonymous shoppers'): in the shared cache and the database
+# when Redis is there, so a page load reads no session row; expired ones are cleared by a schedule.
+SESSION_ENGINE = (
+    "django.contrib.sessions.backends.cached_db" if REDIS_URL else "django.contrib.sessions.backends.db"
+)
+
+# Production behind HTTPS: all on when DEBUG is off, each settable (0/1) for a deployment that differs.
+# SECURE_PROXY_SSL_HEADER trusts X-Forwarded-Proto: only behind a proxy that sets it and strips clients' own.
+HTTPS = not DEBUG
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=HTTPS)
+# Probes and Prometheus call over plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=HTTPS)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=HTTPS)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=HTTPS)
+# Preloading is a promise about the whole domain made by its owner (hstspreload.org), not a default.
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+if not SECURE_HSTS_PRELOAD:
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]
+if env.bool("SECURE_PROXY_SSL_HEADER", default=HTTPS):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# One logging configuration for the web processes, the cluster and gunicorn: readable lines by default,
+# one JSON object a line with LOG_FORMAT=json; every record carries the request id.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text")
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = logging_config(fmt=LOG_FORMAT, level=LOG_LEVEL)
+
+# Metrics (GET /metrics, Prometheus text): refused without `Authorization: Bearer <METRICS_TOKEN>`, off when
+# unset. Each process writes its counters to files in PROMETHEUS_MULTIPROC_DIR, which must be set before
+# prometheus_client is imported: all the processes of a host (gunicorn workers, clusters) should share one.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR", str(Path(tempfile.gettempdir()) / f"coupons-metrics-{os.getpid()}")
+)
 
 # REST API
 REST_FRAMEWORK = {

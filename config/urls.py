@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from config import health
+from config import health, metrics
 from coupons.admin_reports import reports_overview
 
 urlpatterns = [
@@ -13,6 +13,7 @@ urlpatterns = [
     path("api/v1/webhooks/", include("webhooks.api_urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     # Before admin/: the admin's catch-all would answer this path otherwise.
     path("admin/reports/", admin.site.admin_view(reports_overview), name="admin_reports"),
     path("admin/", admin.site.urls),

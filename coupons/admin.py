@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 
+from audit.admin import confirm_first
 from coupons import services
 from coupons.admin_jobs import OfferCodesAdminMixin
 from coupons.errors import ApplicationError
@@ -153,10 +154,15 @@ class CouponAdmin(admin.ModelAdmin):
     show_full_result_count = False  # counting millions of codes on every page load is slow
     actions = ["deactivate"]
 
-    @admin.action(description="Deactivate the selected codes", permissions=["change"])
+    @admin.action(description="Deactivate the selected codes…", permissions=["change"])
+    @confirm_first(
+        title="Deactivate codes", button="Deactivate",
+        warning="The selected codes stop working at once. This cannot be undone.",
+    )  # fmt: skip
     def deactivate(self, request, queryset):
         for coupon in queryset:
             services.coupon_deactivate(coupon=coupon)
+            self.log_change(request, coupon, "Deactivated (admin action).")
         self.message_user(request, f"{queryset.count()} codes deactivated.")
 
 
@@ -174,13 +180,19 @@ class RedemptionAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False  # redemptions come from the API, one row per use
 
-    @admin.action(description="Roll back the selected redemptions (order cancelled)", permissions=["change"])
+    @admin.action(description="Roll back the selected redemptions (order cancelled)…", permissions=["change"])
+    @confirm_first(
+        title="Roll back redemptions", button="Roll back",
+        warning="Each use is given back to its code, as if the order had been cancelled. This cannot be undone.",
+    )  # fmt: skip
     def rollback(self, request, queryset):
         for redemption in queryset:
-            run_service(
+            done = run_service(
                 self, request, lambda r=redemption: services.redemption_rollback(redemption=r),
                 success=f"Redemption {redemption.id} rolled back.",
             )  # fmt: skip
+            if done:
+                self.log_change(request, redemption, "Rolled back (admin action).")
 
 
 class ApiKeyForm(forms.ModelForm):

@@ -76,6 +76,7 @@ class JobAdmin(admin.ModelAdmin):
             except ApplicationError as error:
                 self.message_user(request, f"Job {job.id}: {error.message}", level=messages.ERROR)
             else:
+                self.log_change(request, job, "Retried (admin action).")
                 self.message_user(request, f"Job {job.id} queued again.", level=messages.SUCCESS)
 
 
@@ -224,6 +225,7 @@ class OfferCodesAdminMixin:
                 self.message_user(request, f"{offer}: {error.message}", level=messages.ERROR)
                 continue
             started += 1
+            self.log_change(request, offer, f"Started job {job.pk} generating {job.total} codes (admin).")
             link = reverse("admin:coupons_job_change", args=[job.pk])
             self.message_user(
                 request,
@@ -275,6 +277,7 @@ class OfferCodesAdminMixin:
             except ApplicationError as error:
                 form.add_error("file", error.message)
             else:
+                self.log_change(request, offer, f"Imported codes from {upload.name} (admin).")
                 self._import_done_message(request, result)
                 return HttpResponseRedirect(reverse("admin:coupons_offer_change", args=[offer.pk]))
         context = {

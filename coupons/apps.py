@@ -13,3 +13,12 @@ class CouponsConfig(AppConfig):
         from config.schedules import schedules_ensure
 
         post_migrate.connect(schedules_ensure, sender=self, dispatch_uid="schedules_ensure")
+
+        from django_q.signals import post_execute_in_worker, pre_enqueue, pre_execute
+
+        from config import request_id
+
+        # A task enqueued by a request runs under that request's id (logs, the events it records).
+        pre_enqueue.connect(request_id.task_tag, dispatch_uid="request_id_task_tag")
+        pre_execute.connect(request_id.task_bind, dispatch_uid="request_id_task_bind")
+        post_execute_in_worker.connect(request_id.task_unbind, dispatch_uid="request_id_task_unbind")

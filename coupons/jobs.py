@@ -18,6 +18,7 @@ from django.db.models import F, Q, Sum
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from config import metrics
 from coupons import bulk, services
 from coupons.errors import ApplicationError, invalid
 from coupons.models import Job, JobChunk, Member, Offer
@@ -187,6 +188,7 @@ def _chunk_done(job: Job, chunk: JobChunk, made: int) -> None:
     # An import is one chunk whose progress was already published as it went: its count replaces it.
     done = made if job.kind == Job.Kind.IMPORT else F("done") + made
     Job.objects.filter(pk=job.pk).update(done=done, total=F("total") - (chunk.size - made), heartbeat_at=now)
+    transaction.on_commit(partial(metrics.codes_generated_count, made))
 
 
 def _chunk_failed(

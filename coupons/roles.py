@@ -19,6 +19,7 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "coupons.merchant": ("view",),
         "coupons.distributor": ("view",),
         "coupons.site": ("view",),
+        "audit.auditentry": ("view",),  # who changed a subscription over the API
     },
     # Creates offers, generates, uploads and exports codes, reads reports. Offers are ended or
     # deactivated rather than deleted: their codes and redemptions are the audit trail.
@@ -47,6 +48,7 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "coupons.distributor": ("view",),
         "coupons.site": ("view",),
         "coupons.location": ("view",),
+        "audit.auditentry": ("view",),  # who rolled back or changed what over the API
     },
 }
 

@@ -20,3 +20,12 @@ def job_run_task(job_id: int) -> None:
 
 def jobs_recover_stale_task() -> int:
     return jobs.jobs_recover_stale()
+
+
+def sessions_clear_task() -> int:
+    """Delete expired sessions (mostly the reveal page's anonymous shoppers'); returns how many went."""
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
+    deleted, _ = Session.objects.filter(expire_date__lt=timezone.now()).delete()
+    return deleted

@@ -193,6 +193,11 @@ class Stack:
             "WEBHOOKS_ALLOW_PRIVATE_URLS": "1",
             "PYTHONUNBUFFERED": "1",
             "LOG_LEVEL": "WARNING",
+            # Plain HTTP on loopback, no collectstatic: production's HTTPS and static defaults are off.
+            "SECURE_SSL_REDIRECT": "0",
+            "SESSION_COOKIE_SECURE": "0",
+            "CSRF_COOKIE_SECURE": "0",
+            "STATIC_MANIFEST": "0",
         }
         if self.redis is not None:
             env["REDIS_URL"] = self.redis.url

@@ -9,6 +9,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from audit.admin import confirm_first
 from coupons.errors import ApplicationError
 from webhooks import services
 from webhooks.formats import EVENT_TYPES
@@ -66,6 +67,17 @@ def _report(modeladmin, request, outcomes: list[tuple[str, ApplicationError | No
     succeeded = sum(1 for _, error in outcomes if error is None)
     if succeeded:
         modeladmin.message_user(request, done.format(count=succeeded), level=messages.SUCCESS)
+
+
+def _logged(modeladmin, request, message: str, action):
+    """The action, then a LogEntry on its object once it succeeded, so the object's History shows it."""
+
+    def run(obj):
+        result = action(obj)
+        modeladmin.log_change(request, obj, message)
+        return result
+
+    return run
 
 
 def _each(items, action) -> list[tuple[str, ApplicationError | None]]:
@@ -211,12 +223,18 @@ class SubscriptionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Send a test event", permissions=["change"])
     def send_test_event(self, request, queryset: QuerySet[Subscription]):
-        outcomes = _each(queryset, lambda s: services.subscription_send_test_event(subscription=s))
+        outcomes = _each(
+            queryset,
+            _logged(self, request, "Test event sent (admin action).",
+                    lambda s: services.subscription_send_test_event(subscription=s)),
+        )  # fmt: skip
         _report(self, request, outcomes, "Test event queued for {count} subscription(s); see Deliveries.")
 
     @admin.action(description="Rotate signing secret", permissions=["change"])
     def rotate_secret(self, request, queryset: QuerySet[Subscription]):
         rotated = [(s, services.subscription_rotate_secret(subscription=s)) for s in queryset]
+        for subscription, _ in rotated:
+            self.log_change(request, subscription, "Signing secret rotated (admin action).")
         return self._secrets_page(request, rotated, "Signing secrets rotated")
 
     @admin.action(description="Recover failed deliveries since …", permissions=["change"])
@@ -229,11 +247,12 @@ class SubscriptionAdmin(admin.ModelAdmin):
             return TemplateResponse(request, "admin/webhooks/subscription/recover_failed_since.html", context)
         since = form.cleaned_data["since"]
         counts: list[int] = []
+        when = timezone.localtime(since).strftime("%Y-%m-%d %H:%M")
         outcomes = _each(
             queryset,
-            lambda s: counts.append(services.deliveries_recover_failed_since(subscription=s, since=since)),
-        )
-        when = timezone.localtime(since).strftime("%Y-%m-%d %H:%M")
+            _logged(self, request, f"Failed deliveries since {when} recovered (admin action).",
+                    lambda s: counts.append(services.deliveries_recover_failed_since(subscription=s, since=since))),
+        )  # fmt: skip
         done = (
             f"{sum(counts)} failed deliveries since {when} will be sent again" + " ({count} subscription(s))."
         )
@@ -301,16 +320,29 @@ class DeliveryAdmin(ReadOnlyAdmin):
     @admin.action(description="Retry now", permissions=["change"])
     def retry_now(self, request, queryset: QuerySet[Delivery]):
         outcomes = _each(
-            queryset.select_related("subscription"), lambda d: services.delivery_retry_now(delivery=d)
+            queryset.select_related("subscription"),
+            _logged(
+                self,
+                request,
+                "Retried now (admin action).",
+                lambda d: services.delivery_retry_now(delivery=d),
+            ),
         )
         _report(self, request, outcomes, "{count} deliveries will be sent again now.")
 
     @admin.action(
-        description="Replay (send the same message again as a new delivery)", permissions=["change"]
+        description="Replay (send the same message again as a new delivery)…", permissions=["change"]
     )
+    @confirm_first(
+        title="Replay deliveries", button="Replay",
+        warning="Each message is sent to its receiver again, as a new delivery. Receivers cannot unsee it.",
+    )  # fmt: skip
     def replay(self, request, queryset: QuerySet[Delivery]):
         outcomes = _each(
-            queryset.select_related("subscription"), lambda d: services.delivery_replay(delivery=d)
+            queryset.select_related("subscription"),
+            _logged(
+                self, request, "Replayed (admin action).", lambda d: services.delivery_replay(delivery=d)
+            ),
         )
         _report(self, request, outcomes, "{count} deliveries replayed.")
 
@@ -360,9 +392,9 @@ class DeliveryInline(admin.TabularInline):
 class EventAdmin(ReadOnlyAdmin):
     list_display = ("id", "type", "offer", "created_at", "uuid")
     list_filter = (EventTypeFilter,)
-    search_fields = ("=uuid",)
+    search_fields = ("=uuid", "=request_id")
     list_select_related = ("offer",)
-    fields = ("uuid", "type", "offer", "created_at", "payload")
+    fields = ("uuid", "type", "offer", "created_at", "request_id", "payload")
     readonly_fields = fields
     inlines = [DeliveryInline]
 

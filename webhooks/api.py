@@ -5,6 +5,7 @@ from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
+from audit.services import audit_record
 from coupons.api.base import ApiView
 from coupons.api.serializers import INT32_MAX, OutputSerializer
 from coupons.models import Distributor, Merchant
@@ -195,6 +196,7 @@ class SubscriptionsApi(ApiView):
             distributor=Distributor.objects.filter(pk=owner.distributor_id).first(),
             **fields,
         )
+        audit_record(api_key=request.auth, action="subscription.create", obj=subscription, changes=fields)
         return Response(SubscriptionCreatedSerializer(subscription).data, status=status.HTTP_201_CREATED)
 
 
@@ -213,11 +215,14 @@ class SubscriptionApi(SubscriptionView):
         subscription = self.subscription(subscription_id)
         fields = _service_fields(_valid(SubscriptionInSerializer, request.data, partial=True))
         subscription = services.subscription_update(subscription=subscription, **fields)
+        audit_record(api_key=request.auth, action="subscription.update", obj=subscription, changes=fields)
         return Response(SubscriptionSerializer(self.subscription(subscription.id)).data)
 
     @extend_schema(summary="Delete a webhook subscription and its delivery log", responses={204: None})
     def delete(self, request, subscription_id: int):
-        services.subscription_delete(subscription=self.subscription(subscription_id))
+        subscription = self.subscription(subscription_id)
+        audit_record(api_key=request.auth, action="subscription.delete", obj=subscription)
+        services.subscription_delete(subscription=subscription)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -231,6 +236,7 @@ class SubscriptionRotateSecretApi(SubscriptionView):
     def post(self, request, subscription_id: int):
         subscription = self.subscription(subscription_id)
         secret = services.subscription_rotate_secret(subscription=subscription)
+        audit_record(api_key=request.auth, action="subscription.rotate_secret", obj=subscription)
         body = {"id": subscription.id, "secret": secret,
                 "previous_secret_expires_at": subscription.previous_secret_expires_at}  # fmt: skip
         return Response(SecretSerializer(body).data)

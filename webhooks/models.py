@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from config.request_id import current_request_id
 from webhooks.redaction import url_redacted
 
 
@@ -120,6 +121,10 @@ class Event(models.Model):
     )
     data = models.JSONField()
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # The request (or the task it enqueued) that caused the event: its deliveries' attempts answer to it.
+    request_id = models.CharField(
+        max_length=128, null=True, blank=True, editable=False, default=current_request_id
+    )
 
     class Meta:
         ordering = ["-id"]

@@ -88,6 +88,9 @@ class ErrorDetailSerializer(serializers.Serializer):
         child=serializers.ListField(child=serializers.CharField()),
         help_text="For `invalid_request`: each field at fault with its problems.",
     )
+    request_id = serializers.CharField(
+        help_text="The request's id (the `X-Request-ID` it sent, or one made for it): quote it when reporting."
+    )
 
 
 class ErrorSerializer(serializers.Serializer):

@@ -10,6 +10,7 @@ from rest_framework import status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
+from audit.services import audit_record
 from coupons import csv_io, jobs, selectors, services
 from coupons.api import serializers as s
 from coupons.api.base import ApiView
@@ -70,6 +71,7 @@ class OffersApi(ApiView):
         if self.owner.distributor_id is not None:
             # A merchant-and-distributor key would not see its own offer otherwise.
             offer.distributors.add(self.owner.distributor_id)
+        audit_record(api_key=request.auth, action="offer.create", obj=offer, changes=fields)
         return Response(s.OfferSerializer(offer).data, status=status.HTTP_201_CREATED)
 
     def _merchant_and_site(
@@ -110,6 +112,7 @@ class OfferApi(ApiView):
                 raise invalid("Unknown site.", site_id="unknown")
         with others_codes_guard(request):
             offer = services.offer_update(offer=offer, **fields)
+        audit_record(api_key=request.auth, action="offer.update", obj=offer, changes=fields)
         return Response(s.OfferSerializer(offer).data)
 
 
@@ -420,6 +423,7 @@ class RedemptionRollbackApi(ApiView):
     )
     def post(self, request, redemption_id: int):
         redemption = services.redemption_rollback(redemption=_redemption_get(self.owner, redemption_id))
+        audit_record(api_key=request.auth, action="redemption.rollback", obj=redemption)
         return Response(s.RedemptionSerializer(_redemption_get(self.owner, redemption.pk)).data)
 
 

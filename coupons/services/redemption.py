@@ -8,6 +8,7 @@ from django.db import transaction
 from django.db.models import Case, Exists, F, OuterRef, Value, When
 from django.utils import timezone
 
+from config import metrics
 from coupons import events
 from coupons.errors import ApplicationError, invalid
 from coupons.models import (
@@ -182,7 +183,10 @@ def coupon_redeem(
         if isinstance(result, ApplicationError):
             refusal = result
     if refusal:
+        metrics.refusal_count(refusal.code)
         raise refusal
+    if result[1]:
+        metrics.redemption_count()
     return result
 
 

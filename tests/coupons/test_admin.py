@@ -75,10 +75,10 @@ def test_editing_an_offer_keeps_its_codes_limits_in_step(admin_client, offer):
 def test_the_rollback_action_gives_the_use_back_and_reports_a_second_rollback(admin_client, offer):
     redemption = RedemptionFactory(coupon=CouponFactory(offer=offer, times_redeemed=1, max_redemptions=1))
     url = reverse("admin:coupons_redemption_changelist")
-    admin_client.post(url, {"action": "rollback", "_selected_action": [redemption.pk]})
+    admin_client.post(url, {"action": "rollback", "_selected_action": [redemption.pk], "confirm": "yes"})
     assert Redemption.objects.get(pk=redemption.pk).rolled_back_at is not None
     assert Coupon.objects.get(pk=redemption.coupon_id).times_redeemed == 0
     response = admin_client.post(
-        url, {"action": "rollback", "_selected_action": [redemption.pk]}, follow=True
+        url, {"action": "rollback", "_selected_action": [redemption.pk], "confirm": "yes"}, follow=True
     )
     assert "already rolled back" in " ".join(str(m) for m in get_messages(response.wsgi_request))

@@ -97,7 +97,10 @@ def test_a_campaign_manager_cannot_reach_api_keys_or_delete_offers(as_role, offe
 def test_a_campaign_manager_cannot_roll_back_a_redemption(as_role, redemption):
     client = as_role(CAMPAIGN_MANAGER)
 
-    client.post("/admin/coupons/redemption/", {"action": "rollback", "_selected_action": [redemption.pk]})
+    client.post(
+        "/admin/coupons/redemption/",
+        {"action": "rollback", "_selected_action": [redemption.pk], "confirm": "yes"},
+    )
 
     redemption.refresh_from_db()
     assert redemption.rolled_back_at is None
@@ -166,7 +169,9 @@ def test_campaign_managers_deactivate_codes_and_support_cannot(as_role, offer, r
     (coupon,) = services.coupons_create(offer=offer, count=1)
     client = as_role(role)
 
-    client.post("/admin/coupons/coupon/", {"action": "deactivate", "_selected_action": [coupon.pk]})
+    client.post(
+        "/admin/coupons/coupon/", {"action": "deactivate", "_selected_action": [coupon.pk], "confirm": "yes"}
+    )
 
     coupon.refresh_from_db()
     assert coupon.status == status
@@ -191,7 +196,8 @@ def test_support_rolls_back_a_redemption(as_role, redemption):
     client = as_role(SUPPORT)
 
     response = client.post(
-        "/admin/coupons/redemption/", {"action": "rollback", "_selected_action": [redemption.pk]}
+        "/admin/coupons/redemption/",
+        {"action": "rollback", "_selected_action": [redemption.pk], "confirm": "yes"},
     )
 
     assert response.status_code == 302

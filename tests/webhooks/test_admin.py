@@ -213,7 +213,7 @@ def test_retry_now_and_its_refusals(admin_client, subscription):
 def test_replay_makes_a_new_delivery_of_the_same_message(admin_client, subscription):
     original = DeliveryFactory(subscription=subscription, status="succeeded")
 
-    response = act(admin_client, DELIVERIES, "replay", [original])
+    response = act(admin_client, DELIVERIES, "replay", [original], confirm="yes")
 
     replay = Delivery.objects.exclude(pk=original.pk).get()
     assert (replay.event_id, replay.message_id, replay.status, replay.manual) == (

@@ -3,6 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from audit.services import audit_record
 from coupons import services
 from coupons.errors import ApplicationError
 from coupons.models import ApiKey, Distributor, Merchant
@@ -35,6 +36,10 @@ class Command(BaseCommand):
                     scopes=wanted,
                     name=name,
                 )
+                audit_record(
+                    api_key=None, actor="manage.py create_api_key", action="api_key.create", obj=key,
+                    changes={"scopes": key.scopes, "name": name},
+                )  # fmt: skip
         except ApplicationError as error:
             raise CommandError(error.message) from error
         owner = " and ".join(f"{kind} {value!r}" for kind, value in (("merchant", merchant),

@@ -75,6 +75,7 @@ def test_a_distributor_not_authorised_for_the_offer_gets_not_found(make_client, 
 
 
 def test_the_answers_are_the_same_as_for_objects_that_do_not_exist(other_api, theirs):
+    other_api.credentials(HTTP_AUTHORIZATION=f"Bearer {other_api.token}", HTTP_X_REQUEST_ID="same-request-id")
     hidden = other_api.get(f"/api/v1/offers/{theirs['offer'].id}/").json()
     absent = other_api.get("/api/v1/offers/424242/").json()
     assert hidden == absent

@@ -1,0 +1,1 @@
+"""Audit trail: API changes recorded with the key that made them, and admin-action helpers (LogEntry, confirm)."""
