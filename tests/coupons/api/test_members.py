@@ -88,6 +88,7 @@ def test_another_owner_cannot_list_or_read_a_member_it_never_told_about(api, oth
     told(api, 1300, email="jo@example.com", member_no="GATA0001300", external_id="cust-1")
     for query in ("email=jo@example.com", "member_no=GATA0001300", "external_id=cust-1", ""):
         assert other_api.get(f"/api/v1/members/?{query}").json()["results"] == []
+    other_api.defaults["HTTP_X_REQUEST_ID"] = "same-request"  # the bodies compare whole
     assert other_api.get("/api/v1/members/1300/").json() == other_api.get("/api/v1/members/424242/").json()
     assert_error(other_api.get("/api/v1/members/1300/"), 404, "not_found")
 
