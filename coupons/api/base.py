@@ -2,12 +2,30 @@
 
 from django.db import transaction
 from rest_framework.generics import GenericAPIView
+from rest_framework.metadata import BaseMetadata
 
 from coupons.api import dryrun, idempotency
 from coupons.api.auth import request_owner
 from coupons.selectors import Owner
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class EndpointMetadata(BaseMetadata):
+    """The answer to OPTIONS: what the endpoint is and which methods and media types it takes.
+
+    Fields are described once, by the OpenAPI schema; DRF's default would build a serializer per view.
+    """
+
+    def determine_metadata(self, request, view) -> dict:
+        return {
+            "name": view.get_view_name(),
+            "description": view.get_view_description(),
+            "methods": view.allowed_methods,
+            "renders": [renderer.media_type for renderer in view.renderer_classes],
+            "parses": [parser.media_type for parser in view.parser_classes],
+            "schema": "/api/schema/",
+        }
 
 
 class ApiView(GenericAPIView):
@@ -20,6 +38,7 @@ class ApiView(GenericAPIView):
     """
 
     required_scope: str | tuple | dict | None = None
+    metadata_class = EndpointMetadata
     filter_backends = []  # each list filters explicitly, with its query serializer
     write_methods: frozenset[str] = WRITE_METHODS
     dry_run = False

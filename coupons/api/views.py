@@ -279,6 +279,7 @@ class CustomerEngagementCouponApi(ApiView):
 
     required_scope = "issue"
     write_methods = frozenset({"GET"})
+    http_method_names = ["get", "options"]  # a HEAD would mint a code too
 
     @extend_schema(
         summary="Create or retrieve a code (Talon.One style)",
