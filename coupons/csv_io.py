@@ -17,6 +17,7 @@ from django.db.models import Case, CharField, F, Func, Q, Value, When
 from django.utils import timezone
 
 from coupons import bulk, jobs, services
+from coupons.calendar import in_calendar
 from coupons.errors import ApplicationError, invalid
 from coupons.models import Coupon, CouponStatus, Job, JobChunk, Member, Offer
 
@@ -356,11 +357,13 @@ def _expiry_parse(cell: str, zone: zoneinfo.ZoneInfo) -> datetime | None:
     try:
         if len(cell) == 10:
             day = date.fromisoformat(cell)
-            return datetime.combine(day + timedelta(days=1), time(), tzinfo=zone).astimezone(UTC)
-        value = datetime.fromisoformat(cell)
-    except ValueError:
+            moment = datetime.combine(day + timedelta(days=1), time(), tzinfo=zone).astimezone(UTC)
+        else:
+            value = datetime.fromisoformat(cell)
+            moment = (value if value.tzinfo else value.replace(tzinfo=zone)).astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: a date at the calendar's end moved by its offset
         return None
-    return (value if value.tzinfo else value.replace(tzinfo=zone)).astimezone(UTC)
+    return moment if in_calendar(moment) else None
 
 
 def _rows_for_insert(

@@ -6,6 +6,8 @@ from rest_framework.metadata import BaseMetadata
 
 from coupons.api import dryrun, idempotency
 from coupons.api.auth import request_owner
+from coupons.api.parsers import unstorable
+from coupons.errors import invalid
 from coupons.selectors import Owner
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -77,6 +79,9 @@ class ApiView(GenericAPIView):
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)  # authentication, scope, throttles
+        for name, values in request.query_params.lists():
+            if unstorable(name) or any(unstorable(value) for value in values):
+                raise invalid("Query parameters may not hold NUL characters.", **{name: "invalid_character"})
         if request.method in self.write_methods:
             self.dry_run = dryrun.dry_run_requested(request)
             if request.method == "POST":

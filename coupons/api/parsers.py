@@ -4,15 +4,64 @@ from rest_framework.exceptions import ParseError
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import BaseParser, JSONParser
 
+from coupons.errors import invalid
+
 
 class SafeJSONParser(JSONParser):
-    """JSONParser that also turns a RecursionError (deeply nested arrays) into a ParseError."""
+    """JSONParser that also refuses what no database stores: deep nesting, NUL and lone surrogates.
+
+    PostgreSQL's text and jsonb refuse NUL, and no UTF-8 encoder takes a lone surrogate (JSON's `"\\ud800"`);
+    refused here, once, every field of every endpoint answers 400 naming the top-level field instead of a 500.
+    """
 
     def parse(self, stream, media_type=None, parser_context=None):
         try:
-            return super().parse(stream, media_type, parser_context)
+            data = super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise ParseError("JSON parse error - nested too deeply.") from None
+        field = unstorable_field(data)
+        if field is not None:
+            raise invalid(
+                "Text may not hold NUL characters or unpaired UTF-16 surrogates.",
+                **{field: "invalid_character"},
+            )
+        return data
+
+
+def unstorable(text: str) -> bool:
+    """Whether text holds a NUL or a lone surrogate (which only JSON escapes or URL decoding can produce)."""
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def unstorable_field(data) -> str | None:
+    """The top-level key under which a body holds unstorable text (in a key or a value), else None."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if unstorable(key) or _holds_unstorable(value):
+                return key if not unstorable(key) else "non_field_errors"
+        return None
+    return "non_field_errors" if _holds_unstorable(data) else None
+
+
+def _holds_unstorable(value) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if unstorable(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 class CsvBodyParser(BaseParser):

@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from coupons.errors import ApplicationError, invalid, not_found
 from coupons.models import Coupon, CouponStatus, Member, Offer
+from coupons.sequences import sequence_move_past
 
 
 def member_create(
@@ -33,6 +34,8 @@ def member_create(
         member = Member(id=id, member_no=member_no or None, external_id=external_id, email=email,
                         attributes=attributes or {})  # fmt: skip
         member.save(force_insert=True)
+        if id is not None:
+            sequence_move_past(Member, id)
     return member
 
 

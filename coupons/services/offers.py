@@ -1,11 +1,12 @@
 """Offers: create, update and the checks that keep their codes, limits and mystery discounts consistent."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from coupons.calendar import EARLIEST, LATEST, RELATIVE_EXPIRY_MAX, in_calendar
 from coupons.codes import MIN_ENTROPY_BITS, CodeFormat
 from coupons.errors import ApplicationError, invalid
 from coupons.models import (
@@ -18,6 +19,9 @@ from coupons.models import (
 )
 from coupons.selectors import merchant_default_site
 from coupons.services.amounts import to_amount
+from coupons.services.codes import relative_expiry
+
+CODE_MAX_LENGTH = Coupon._meta.get_field("code").max_length
 
 OFFER_FIELDS = {
     "external_id", "name", "site", "active_status", "start_date", "finish_date", "coupon_type", "discount_value",
@@ -84,6 +88,15 @@ def offer_check(offer: Offer) -> None:
         raise invalid("The finish date must be after the start date.", finish_date="before_start")
     if offer.expiry_type == ExpiryType.RELATIVE and not (offer.expiry_value and offer.expiry_unit):
         raise invalid("Relative expiry needs a value and a unit.", expiry_value="required")
+    if (
+        offer.expiry_type == ExpiryType.RELATIVE
+        and (relative_expiry(offer) or timedelta.max) > RELATIVE_EXPIRY_MAX
+    ):
+        raise invalid("A relative expiry is at most 100 years.", expiry_value="out_of_range")
+    for name in ("start_date", "finish_date"):
+        moment = getattr(offer, name)
+        if moment is not None and not in_calendar(moment):
+            raise invalid(f"Dates are between {EARLIEST.year} and {LATEST.year}.", **{name: "out_of_range"})
     if offer.expiry_type == ExpiryType.DATE and not offer.finish_date:
         raise invalid("Expiry on a date needs the offer's finish date.", finish_date="required")
     if not isinstance(offer.applicable_filters, list) or not all(
@@ -95,6 +108,12 @@ def offer_check(offer: Offer) -> None:
     if offer.applicable_on != "order" and not offer.applicable_filters:
         raise invalid("Name the products or collections the offer applies to.", applicable_filters="required")
     code_format = CodeFormat.for_offer(offer)
+    if code_format.code_length > CODE_MAX_LENGTH:
+        raise invalid(
+            f"Codes of this format have {code_format.code_length} characters (prefix included); "
+            f"at most {CODE_MAX_LENGTH} fit.",
+            code_length="too_long",
+        )
     if code_format.entropy_bits < MIN_ENTROPY_BITS and not offer.vanity_code:
         raise invalid(
             f"Codes of this format carry {code_format.entropy_bits:.0f} bits of entropy; at least "
