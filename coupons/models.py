@@ -456,7 +456,8 @@ class IdempotencyRecord(models.Model):
     key = models.CharField(max_length=255)
     request_hash = models.CharField(max_length=64)
     status_code = models.PositiveSmallIntegerField()
-    response_body = models.JSONField(null=True)
+    # The bytes sent, not a JSON value: jsonb would reorder keys, and a replay must be the same answer.
+    response_content = models.BinaryField(default=b"")
     response_headers = models.JSONField(default=dict)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 

@@ -66,7 +66,9 @@ class SubscriptionSerializer(OutputSerializer):
 
 
 class SubscriptionCreatedSerializer(SubscriptionSerializer):
-    secret = serializers.CharField(help_text="The whsec_ signing secret: shown in this answer only.")
+    secret = serializers.CharField(
+        required=False, help_text="The whsec_ signing secret: shown in this answer only (not in a replay)."
+    )
 
     class Meta(SubscriptionSerializer.Meta):
         fields = [*SubscriptionSerializer.Meta.fields, "secret"]
@@ -74,7 +76,10 @@ class SubscriptionCreatedSerializer(SubscriptionSerializer):
 
 class SecretSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    secret = serializers.CharField(help_text="The new whsec_ signing secret: shown in this answer only.")
+    secret = serializers.CharField(
+        required=False,
+        help_text="The new whsec_ signing secret: shown in this answer only (not in a replay).",
+    )
     previous_secret_expires_at = serializers.DateTimeField(help_text="Until then the old secret signs too.")
 
 
@@ -140,6 +145,7 @@ class SubscriptionView(ApiView):
 
 class SubscriptionsApi(ApiView):
     required_scope = SCOPE
+    secret_fields = ("secret",)
 
     @extend_schema(summary="List webhook subscriptions", responses={200: SubscriptionSerializer(many=True)})
     def get(self, request):
@@ -188,6 +194,8 @@ class SubscriptionApi(SubscriptionView):
 
 
 class SubscriptionRotateSecretApi(SubscriptionView):
+    secret_fields = ("secret",)
+
     @extend_schema(
         summary="Rotate a subscription's signing secret",
         description="The previous secret keeps signing alongside the new one for 24 hours.",

@@ -46,6 +46,7 @@ class ApiView(GenericAPIView):
     dry_run = False
     idempotency_record = None
     service_is_atomic = False  # True: the view's only database work is one service call, atomic or read-only
+    secret_fields: tuple[str, ...] = ()  # answer fields shown once: never stored for an idempotent replay
 
     @property
     def owner(self) -> Owner:
@@ -59,7 +60,7 @@ class ApiView(GenericAPIView):
             with transaction.atomic():
                 response = super().dispatch(request, *args, **kwargs)
                 if self.idempotency_record is not None:
-                    idempotency.idempotency_finish(self.idempotency_record, response)
+                    idempotency.idempotency_finish(self.idempotency_record, response, self.secret_fields)
                 if self.dry_run:
                     transaction.set_rollback(True)
         finally:

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.http import HttpResponse
 from django.utils import timezone
 from rest_framework.response import Response
 
@@ -14,7 +15,7 @@ from coupons.models import ApiKey, IdempotencyRecord
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
-KEPT_HEADERS = ("Location",)
+KEPT_HEADERS = ("Location", "Content-Type")
 PENDING = 0  # status of a record whose request is still running (never visible outside its transaction)
 
 
@@ -25,9 +26,12 @@ class IdempotentReplay(Exception):
         super().__init__(record.key)
         self.record = record
 
-    def response(self) -> Response:
+    def response(self) -> HttpResponse:
+        """The stored bytes, as first sent (less any secret), with the stored headers."""
         headers = {**(self.record.response_headers or {}), REPLAYED_HEADER: "true"}
-        return Response(self.record.response_body, status=self.record.status_code, headers=headers)
+        return HttpResponse(
+            bytes(self.record.response_content), status=self.record.status_code, headers=headers
+        )
 
 
 def idempotency_begin(request, api_key: ApiKey) -> IdempotencyRecord | None:
@@ -61,15 +65,28 @@ def idempotency_begin(request, api_key: ApiKey) -> IdempotencyRecord | None:
     raise IdempotentReplay(record)
 
 
-def idempotency_finish(record: IdempotencyRecord, response: Response) -> None:
-    """Store the answer with the write; answers that did nothing (bad input, not found) free the key."""
+def idempotency_finish(
+    record: IdempotencyRecord, response: Response, secret_fields: tuple[str, ...] = ()
+) -> None:
+    """Store the answer with the write; answers that did nothing (bad input, not found) free the key.
+
+    The stored answer is the rendered bytes. `secret_fields` (a signing secret, shown once) are left out
+    of what is stored, so a replay answers the same without them and no secret rests in this table.
+    """
     if not _kept(response.status_code):
         record.delete()
         return
+    response.render()  # as Django would just after; it also settles the Content-Type stored below
+    content, data = response.content, response.data
+    if isinstance(data, dict) and any(name in data for name in secret_fields):
+        redacted = {name: value for name, value in data.items() if name not in secret_fields}
+        content = response.accepted_renderer.render(
+            redacted, response.accepted_media_type, response.renderer_context
+        )
     record.status_code = response.status_code
-    record.response_body = response.data
+    record.response_content = content
     record.response_headers = {name: response[name] for name in KEPT_HEADERS if name in response}
-    record.save(update_fields=["status_code", "response_body", "response_headers"])
+    record.save(update_fields=["status_code", "response_content", "response_headers"])
 
 
 def idempotency_records_purge(*, now: datetime | None = None) -> int:
