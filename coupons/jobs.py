@@ -20,7 +20,7 @@ from django_q.tasks import async_task
 
 from coupons import bulk, services
 from coupons.errors import ApplicationError, invalid
-from coupons.models import Job, JobChunk, Member, Offer
+from coupons.models import Coupon, Job, JobChunk, Member, Offer
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +119,28 @@ def job_import_create(*, offer: Offer, payload: bytes, rows: int, params: dict) 
         job = Job.objects.create(kind=Job.Kind.IMPORT, offer=offer, total=rows, params=params)
         JobChunk.objects.create(job=job, index=0, size=rows, payload=payload)
         job_enqueue_on_commit(job, runners=1)
+    return job
+
+
+def job_limits_start(*, offer: Offer) -> Job:
+    """A job giving the offer's existing codes its new use limit, one range of code ids per chunk.
+
+    The ranges split the ids of the whole code table (its largest id is one index look-up, where the offer's
+    own span would be a scan); the last range has no end, so codes made meanwhile with the old limit are
+    caught too. Each chunk reads the offer's limit as it runs: when the limit changes again, the last wins.
+    Call it inside the transaction that changed the offer.
+    """
+    last = Coupon.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    size = settings.JOB_CHUNK_SIZE
+    ranges = max(1, -(-last // size))
+    with transaction.atomic():
+        job = Job.objects.create(
+            kind=Job.Kind.LIMITS, offer=offer, total=ranges * size, params={"ids_per_chunk": size}
+        )
+        JobChunk.objects.bulk_create(
+            (JobChunk(job=job, index=index, size=size) for index in range(ranges)), batch_size=1000
+        )
+        job_enqueue_on_commit(job, runners=ranges)
     return job
 
 
@@ -324,7 +346,20 @@ def _import_chunk(job: Job, chunk: JobChunk) -> int:
     return codes_import_chunk(job=job, chunk=chunk)
 
 
+def _limits_chunk(job: Job, chunk: JobChunk) -> int:
+    size = job.params["ids_per_chunk"]
+    is_last = not JobChunk.objects.filter(job=job, index__gt=chunk.index).exists()
+    first_id = chunk.index * size
+    # The offer as it is now (locked, so a change in flight is not half applied): its latest limit wins.
+    offer = Offer.objects.select_for_update().get(pk=job.offer_id)
+    services.coupon_limits_follow_offer(
+        offer=offer, first_id=first_id, last_id=None if is_last else first_id + size
+    )
+    return chunk.size
+
+
 CHUNK_WORK: dict[str, Callable[[Job, JobChunk], int]] = {
     Job.Kind.GENERATE: _generate_chunk,
     Job.Kind.IMPORT: _import_chunk,
+    Job.Kind.LIMITS: _limits_chunk,
 }

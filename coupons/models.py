@@ -227,6 +227,7 @@ class Job(models.Model):
     class Kind(models.TextChoices):
         GENERATE = "generate", "Generate codes"
         IMPORT = "import", "Import codes"
+        LIMITS = "limits", "Apply usage limits"
 
     class State(models.TextChoices):
         QUEUED = "queued", "Queued"

@@ -52,17 +52,25 @@ def offer_create(*, merchant: Merchant, site: Site | None = None, **fields) -> O
 
 
 def offer_update(*, offer: Offer, **fields) -> Offer:
-    """Change an offer's fields; codes already made keep their code but follow the new use limit."""
+    """Change an offer's fields; codes already made keep their code but follow a new use limit.
+
+    No code is touched in here: an offer may hold millions. Only a change of the use limit reaches them,
+    through a job (Job.Kind.LIMITS) that rewrites them range by range, each range its own short transaction.
+    """
+    from coupons import jobs  # jobs call the services: imported when an offer changes, not before
+
     unknown = set(fields) - OFFER_FIELDS
     if unknown:
         raise invalid("Unknown offer fields.", **{name: "unknown" for name in unknown})
     with transaction.atomic():
         offer = Offer.objects.select_for_update().get(pk=offer.pk)
+        limit_before = offer.code_limit_per_coupon
         for name, value in fields.items():
             setattr(offer, name, value)
         offer_check(offer)
         offer.save()
-        _coupon_limits_follow_offer(offer)
+        if offer.code_limit_per_coupon != limit_before:
+            jobs.job_limits_start(offer=offer)
         if offer.vanity_code and not offer.coupons.filter(code=offer.vanity_code).exists():
             _vanity_coupon_create(offer)
     return offer
@@ -140,9 +148,12 @@ def _mystery_check(choices) -> None:
                 raise invalid("A percentage is between 0 and 100.", mystery_discounts="out_of_range")
 
 
-def _coupon_limits_follow_offer(offer: Offer) -> None:
+def coupon_limits_follow_offer(*, offer: Offer, first_id: int, last_id: int | None) -> None:
+    """Give the offer's codes with ids in [first_id, last_id) (no end: None) the offer's use limit now."""
     limit = offer.code_limit_per_coupon
-    coupons = Coupon.objects.filter(offer=offer).exclude(code=offer.vanity_code or "")
+    coupons = Coupon.objects.filter(offer=offer, id__gte=first_id).exclude(code=offer.vanity_code or "")
+    if last_id is not None:
+        coupons = coupons.filter(id__lt=last_id)
     if limit is None:
         coupons.update(max_redemptions=None)
     else:
