@@ -467,3 +467,15 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class ThrottleCounter(models.Model):
+    """Requests counted in one window of a rate limit, shared by every process (see coupons.counters)."""
+
+    key = models.CharField(max_length=200, primary_key=True)
+    count = models.PositiveIntegerField(default=0)
+    # Kept to the end of its window, then purged by a schedule: never culled while it still counts.
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.count}"

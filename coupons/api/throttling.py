@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from rest_framework.throttling import BaseThrottle
 
+from coupons.counters import counter_hit, counters_read
 from coupons.errors import ApplicationError
 
 WINDOW_SECONDS = 60
@@ -46,26 +46,18 @@ def unknown_code_count(request, *, now: float | None = None) -> int:
     keys = [f"unknown-codes:{window}:ip:{_CLIENT.get_ident(request)}"]
     if getattr(request, "auth", None) is not None:
         keys.append(f"unknown-codes:{window}:key:{request.auth.pk}")
-    counts = cache.get_many(keys)
+    counts = counters_read(keys)
     if any(count >= settings.UNKNOWN_CODE_LIMIT_PER_MINUTE for count in counts.values()):
         return WINDOW_SECONDS - int(now % WINDOW_SECONDS)
-    after_transaction(request, lambda: _increment(keys))
+    window_ends = (window + 1) * WINDOW_SECONDS
+    after_transaction(request, lambda: [counter_hit(key, window_ends=window_ends) for key in keys])
     return 0
-
-
-def _increment(keys: list[str]) -> None:
-    for key in keys:
-        cache.add(key, 0, timeout=WINDOW_SECONDS * 2)
-        try:
-            cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.add(key, 1, timeout=WINDOW_SECONDS * 2)
 
 
 def after_transaction(request, callback) -> None:
     """Run `callback` once the request's write transaction has ended, committed or rolled back.
 
-    The database cache writes through the request's own connection: inside a dry run's rolled-back
+    The counters table is written through the request's own connection: inside a dry run's rolled-back
     transaction a count would vanish, and X-DRY-RUN would become a free pass for guessing.
     """
     pending = getattr(request._request, "after_transaction", None)
