@@ -4,7 +4,7 @@ import csv
 import io
 import re
 import zoneinfo
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -179,10 +179,18 @@ def codes_import(*, offer: Offer, file: bytes | BinaryIO, filename: str = "") ->
         return ImportResult(imported=_import_text(offer, None, text))
 
 
-def codes_import_chunk(*, job: Job, chunk: JobChunk) -> int:
-    """The job side of a large import: validate the stored file in full, then insert every row (one transaction)."""
-    with jobs.progress_publisher(job) as publish:
-        return _import_text(job.offer, job, _decode(bytes(chunk.payload)), on_progress=publish)
+def codes_import_chunk_prepare(*, job: Job, chunk: JobChunk) -> Callable[[], int]:
+    """The job side of a large import: validate the stored file in full, outside any transaction, and return
+    the insert of every row, to run in the chunk's transaction (a code taken meanwhile fails it, to retry)."""
+    rows, issued_at = _validated(job.offer, _parse(_decode(bytes(chunk.payload))))
+
+    def insert() -> int:
+        with jobs.progress_publisher(job) as publish:
+            return bulk.coupons_insert_given(
+                offer=job.offer, job=job, rows=rows, issued_at=issued_at, on_progress=publish
+            )
+
+    return insert
 
 
 def _read_limited(file: bytes | BinaryIO) -> bytes:

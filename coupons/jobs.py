@@ -175,19 +175,27 @@ def job_run(*, job_id: int) -> Job | None:
 def _chunk_run_next(job_id: int) -> str:
     chunk_id = None
     try:
-        with transaction.atomic():
-            # skip_locked: a chunk another runner holds is not ours; its lock ends with that runner's transaction.
-            chunk = (
-                JobChunk.objects.select_for_update(skip_locked=True, of=("self",))
-                .filter(job_id=job_id, state=JobChunk.State.PENDING, job__state=Job.State.RUNNING)
-                .order_by("index")
-                .first()
-            )
+        pending = JobChunk.objects.filter(
+            job_id=job_id, state=JobChunk.State.PENDING, job__state=Job.State.RUNNING
+        )
+        job = Job.objects.select_related("offer", "offer__site").get(pk=job_id)
+        write = None
+        if job.kind in CHUNK_PREPARE:
+            # The chunk's reading and checking run before its transaction: SQLite's write lock (taken at
+            # BEGIN) is then held only for the writes. The chunk is claimed after, if still pending.
+            chunk = pending.order_by("index").first()
             if chunk is None:
                 return "none_left"
             chunk_id = chunk.pk
-            job = Job.objects.select_related("offer", "offer__site").get(pk=job_id)
-            made = CHUNK_WORK[job.kind](job, chunk)
+            write = CHUNK_PREPARE[job.kind](job, chunk)
+            pending = pending.filter(pk=chunk_id)
+        with transaction.atomic():
+            # skip_locked: a chunk another runner holds is not ours; its lock ends with that runner's transaction.
+            chunk = pending.select_for_update(skip_locked=True, of=("self",)).order_by("index").first()
+            if chunk is None:
+                return "none_left"
+            chunk_id = chunk.pk
+            made = write() if write is not None else CHUNK_WORK[job.kind](job, chunk)
             _chunk_done(job, chunk, made)
         return "done"
     except ApplicationError as error:
@@ -339,11 +347,11 @@ def _generate_chunk(job: Job, chunk: JobChunk) -> int:
     return bulk.coupons_generate(offer=offer, job=job, members=members)
 
 
-def _import_chunk(job: Job, chunk: JobChunk) -> int:
+def _import_prepare(job: Job, chunk: JobChunk) -> Callable[[], int]:
     # csv_io starts import jobs from here, so it is imported when an import chunk runs, not before.
-    from coupons.csv_io import codes_import_chunk
+    from coupons.csv_io import codes_import_chunk_prepare
 
-    return codes_import_chunk(job=job, chunk=chunk)
+    return codes_import_chunk_prepare(job=job, chunk=chunk)
 
 
 def _limits_chunk(job: Job, chunk: JobChunk) -> int:
@@ -358,8 +366,12 @@ def _limits_chunk(job: Job, chunk: JobChunk) -> int:
     return chunk.size
 
 
+# What a chunk does, inside its transaction; returns the codes it made.
 CHUNK_WORK: dict[str, Callable[[Job, JobChunk], int]] = {
     Job.Kind.GENERATE: _generate_chunk,
-    Job.Kind.IMPORT: _import_chunk,
     Job.Kind.LIMITS: _limits_chunk,
+}
+# Kinds whose chunk reads and checks its input before the transaction; the writing it returns runs inside.
+CHUNK_PREPARE: dict[str, Callable[[Job, JobChunk], Callable[[], int]]] = {
+    Job.Kind.IMPORT: _import_prepare,
 }

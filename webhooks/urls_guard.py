@@ -2,6 +2,7 @@
 
 import ipaddress
 import socket
+import time
 from urllib.parse import urlsplit
 
 import requests
@@ -89,18 +90,32 @@ def url_check(url: str) -> None:
         raise UnsafeURL(refusal)
 
 
+# A save resolves its URL's host before its write transaction opens (the API's before_transaction) and checks
+# it again inside: the second check reuses the first answer for this long, so no DNS look-up runs while the
+# transaction (SQLite's write lock) is held. Sending never uses this: it resolves and pins the address itself.
+RESOLVED_KEPT_SECONDS = 10.0
+_resolved: dict[tuple[str, int], tuple[float, list[IPAddress]]] = {}
+
+
 def resolve(host: str, port: int) -> list[IPAddress]:
     """Every address a host name (or IP literal) stands for."""
     try:
         return [ipaddress.ip_address(host)]
     except ValueError:
         pass
+    kept = _resolved.get((host, port))
+    if kept is not None and time.monotonic() - kept[0] < RESOLVED_KEPT_SECONDS:
+        return kept[1]
     try:
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError, OSError):
         raise UnsafeURL(f"The host name {host} could not be resolved; check the URL.") from None
     # Scope ids (fe80::1%eth0) are not part of the address.
-    return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in found]
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in found]
+    if len(_resolved) > 1000:
+        _resolved.clear()
+    _resolved[(host, port)] = (time.monotonic(), addresses)
+    return addresses
 
 
 class GuardedAdapter(IPFilterAdapter):
