@@ -6,9 +6,9 @@ from rest_framework.metadata import BaseMetadata
 
 from coupons.api import dryrun, idempotency
 from coupons.api.auth import request_owner
-from coupons.api.parsers import unstorable
 from coupons.errors import invalid
 from coupons.selectors import Owner
+from coupons.storable import unstorable
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 

@@ -5,6 +5,7 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import BaseParser, JSONParser
 
 from coupons.errors import invalid
+from coupons.storable import unstorable_field
 
 
 class SafeJSONParser(JSONParser):
@@ -26,42 +27,6 @@ class SafeJSONParser(JSONParser):
                 **{field: "invalid_character"},
             )
         return data
-
-
-def unstorable(text: str) -> bool:
-    """Whether text holds a NUL or a lone surrogate (which only JSON escapes or URL decoding can produce)."""
-    if "\x00" in text:
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-def unstorable_field(data) -> str | None:
-    """The top-level key under which a body holds unstorable text (in a key or a value), else None."""
-    if isinstance(data, dict):
-        for key, value in data.items():
-            if unstorable(key) or _holds_unstorable(value):
-                return key if not unstorable(key) else "non_field_errors"
-        return None
-    return "non_field_errors" if _holds_unstorable(data) else None
-
-
-def _holds_unstorable(value) -> bool:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if unstorable(item):
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
 
 
 class CsvBodyParser(BaseParser):
