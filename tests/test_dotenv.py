@@ -28,6 +28,19 @@ def test_a_second_terminal_runs_manage_py_with_the_env_file_make_run_wrote(tmp_p
     assert result.returncode == 0, result.stderr
 
 
+def test_the_readmes_second_command_works_beside_make_run(tmp_path):
+    env_file = tmp_path / ".env"
+    # make run's database, here a file of the test's own (the project's db.sqlite3 is make run's).
+    env_file.write_text(f"DATABASE_URL=sqlite:///{tmp_path / 'db.sqlite3'}\n")
+    dotenv_ensure(env_file)
+    assert manage(env_file, "migrate", "--noinput").returncode == 0
+
+    created = manage(env_file, "create_api_key", "--merchant", "Demo Coffee Co", "--scopes", "read,redeem")
+
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.strip().splitlines()[-1].startswith("ck_")
+
+
 def test_the_env_file_keeps_what_is_already_there(tmp_path):
     env_file = tmp_path / ".env"
     env_file.write_text("SECRET_KEY=mine\nDATABASE_URL=sqlite:////tmp/x.sqlite3")
