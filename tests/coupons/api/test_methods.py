@@ -75,3 +75,10 @@ def test_a_method_missing_from_a_views_scope_map_is_refused():
         ("PUT", True),
     ]:
         assert permission.has_permission(Request(method), view) is allowed, method
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"])
+def test_the_schema_and_docs_pages_answer_every_method_without_a_500(client, db, method):
+    for path in ("/api/schema/", "/api/docs/", "/healthz", "/readyz"):
+        response = client.generic(method, path)
+        assert response.status_code < 500, (method, path, response.content[:200])
