@@ -178,7 +178,9 @@ def _chunk_run_next(job_id: int) -> str:
         pending = JobChunk.objects.filter(
             job_id=job_id, state=JobChunk.State.PENDING, job__state=Job.State.RUNNING
         )
-        job = Job.objects.select_related("offer", "offer__site").get(pk=job_id)
+        job = Job.objects.select_related("offer", "offer__site").filter(pk=job_id).first()
+        if job is None:
+            return "none_left"
         write = None
         if job.kind in CHUNK_PREPARE:
             # The chunk's reading and checking run before its transaction: SQLite's write lock (taken at
@@ -366,7 +368,7 @@ def _limits_chunk(job: Job, chunk: JobChunk) -> int:
     return chunk.size
 
 
-# What a chunk does, inside its transaction; returns the codes it made.
+# What a chunk does, inside its transaction; returns how much of the job's total it did (codes, or code ids).
 CHUNK_WORK: dict[str, Callable[[Job, JobChunk], int]] = {
     Job.Kind.GENERATE: _generate_chunk,
     Job.Kind.LIMITS: _limits_chunk,
