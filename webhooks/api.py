@@ -11,7 +11,7 @@ from coupons.models import Distributor, Merchant
 from webhooks import selectors, services
 from webhooks.formats import EVENT_TYPES, FORMAT_CHOICES
 from webhooks.models import Attempt, Delivery, Subscription
-from webhooks.urls_guard import url_refusal
+from webhooks.urls_guard import resolve_ahead
 
 SCOPE = "webhooks"
 
@@ -133,12 +133,6 @@ def _delivery_answer(delivery: Delivery, status_code: int = status.HTTP_200_OK) 
     )
 
 
-def _resolve_ahead(url) -> None:
-    """Resolve a subscription URL's host before the write transaction opens; the save's check reuses it."""
-    if isinstance(url, str):
-        url_refusal(url)
-
-
 def _url_given(request):
     return request.data.get("url") if isinstance(request.data, dict) else None
 
@@ -159,7 +153,7 @@ class SubscriptionsApi(ApiView):
     secret_fields = ("secret",)
 
     def before_transaction(self, request, *args, **kwargs) -> None:
-        _resolve_ahead(_url_given(request))
+        resolve_ahead(_url_given(request))
 
     @extend_schema(summary="List webhook subscriptions", responses={200: SubscriptionSerializer(many=True)})
     def get(self, request):
@@ -187,7 +181,7 @@ class SubscriptionsApi(ApiView):
 class SubscriptionApi(SubscriptionView):
     def before_transaction(self, request, *args, **kwargs) -> None:
         if request.method == "PATCH":
-            _resolve_ahead(_url_given(request) or self.subscription(kwargs["subscription_id"]).url)
+            resolve_ahead(_url_given(request) or self.subscription(kwargs["subscription_id"]).url)
 
     @extend_schema(summary="Get a webhook subscription", responses={200: SubscriptionSerializer})
     def get(self, request, subscription_id: int):

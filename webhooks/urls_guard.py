@@ -84,6 +84,12 @@ def url_refusal(url: str, *, allow_private: bool | None = None) -> str | None:
     return None
 
 
+def resolve_ahead(url) -> None:
+    """Resolve a URL's host now, before a save opens its write transaction: the save's check reuses the answer."""
+    if isinstance(url, str) and url:
+        url_refusal(url)
+
+
 def url_check(url: str) -> None:
     refusal = url_refusal(url)
     if refusal:

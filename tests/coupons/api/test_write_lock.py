@@ -105,3 +105,19 @@ def test_an_import_job_checks_its_file_without_the_write_lock(offer, probe_durin
     jobs.job_run(job_id=job.pk)
     assert Job.objects.get(pk=job.pk).state == Job.State.SUCCEEDED
     assert seen == [True]
+
+
+def test_the_admin_resolves_a_subscriptions_url_outside_its_write_transaction(
+    admin_client, probe_during, monkeypatch
+):
+    from django.urls import reverse
+
+    from tests.webhooks.test_admin import add_form
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
+    seen = probe_during(urls_guard.socket, "getaddrinfo")
+    response = admin_client.post(
+        reverse("admin:webhooks_subscription_add"), add_form(url="http://receiver.test/h")
+    )
+    assert response.status_code == 200 and b"whsec_" in response.content  # the page showing the secret once
+    assert seen and all(seen)
