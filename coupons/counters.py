@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.core.cache import cache
 from django.core.cache.backends.redis import RedisCache
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from coupons.models import ThrottleCounter
@@ -36,12 +36,18 @@ def counter_hit(key: str, *, window_ends: float) -> int:
     expires_at = meta.get_field("expires_at").get_db_prep_value(
         datetime.fromtimestamp(window_ends, tz=UTC), connection
     )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} ({quote('key')}, {count}, {quote('expires_at')}) VALUES (%s, 1, %s)"
-            f" ON CONFLICT ({quote('key')}) DO UPDATE SET {count} = {table}.{count} + 1 RETURNING {count}",
-            [key, expires_at],
-        )
+    upsert = (
+        f"INSERT INTO {table} ({quote('key')}, {count}, {quote('expires_at')}) VALUES (%s, 1, %s)"
+        f" ON CONFLICT ({quote('key')}) DO UPDATE SET {count} = {table}.{count} + 1"
+    )
+    if connection.features.can_return_columns_from_insert:
+        with connection.cursor() as cursor:
+            cursor.execute(f"{upsert} RETURNING {count}", [key, expires_at])
+            return cursor.fetchone()[0]
+    # An SQLite before 3.35 has no RETURNING: the count is read back in the same (write-locked) transaction.
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(upsert, [key, expires_at])
+        cursor.execute(f"SELECT {count} FROM {table} WHERE {quote('key')} = %s", [key])
         return cursor.fetchone()[0]
 
 

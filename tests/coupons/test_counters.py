@@ -49,3 +49,13 @@ def test_counters_are_purged_once_their_window_is_over(db):
     assert counters_purge(now=now) == 1
     assert list(ThrottleCounter.objects.values_list("key", flat=True)) == ["live"]
     assert SCHEDULES["coupons: purge throttle counters"][0] == "coupons.tasks.throttle_counters_purge_task"
+
+
+def test_without_insert_returning_the_count_is_read_back(db, monkeypatch):
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("only an SQLite before 3.35 lacks INSERT ... RETURNING (the SQLite pass runs this)")
+    monkeypatch.setattr(connection.features, "can_return_columns_from_insert", False)
+    ends = time.time() + 60
+    assert [counter_hit("old-sqlite", window_ends=ends) for _ in range(3)] == [1, 2, 3]
