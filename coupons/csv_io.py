@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from coupons import bulk, jobs, services
 from coupons.calendar import in_calendar
+from coupons.codes import CODE_MAX_LENGTH
 from coupons.errors import ApplicationError, invalid
 from coupons.models import Coupon, CouponStatus, Job, JobChunk, Member, Offer
 
@@ -93,7 +94,6 @@ def _iso(value: datetime | None) -> str | None:
 # --- import -------------------------------------------------------------------------------------
 
 CODE_RE = re.compile(r"[A-Za-z0-9_-]+")
-CODE_MAX_LENGTH = 64
 HEADER_NAMES = {
     "code": {"code", "codes", "coupon", "coupon_code", "coupon code", "voucher", "voucher_code", "hash"},
     "member_id": {"member_id", "member id", "memberid", "member"},

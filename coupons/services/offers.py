@@ -7,7 +7,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from coupons.calendar import EARLIEST, LATEST, RELATIVE_EXPIRY_MAX, in_calendar
-from coupons.codes import MIN_ENTROPY_BITS, CodeFormat
+from coupons.codes import CODE_MAX_LENGTH, MIN_ENTROPY_BITS, CodeFormat
 from coupons.errors import ApplicationError, invalid
 from coupons.models import (
     Coupon,
@@ -20,8 +20,6 @@ from coupons.models import (
 from coupons.selectors import merchant_default_site
 from coupons.services.amounts import to_amount
 from coupons.services.codes import relative_expiry
-
-CODE_MAX_LENGTH = Coupon._meta.get_field("code").max_length
 
 OFFER_FIELDS = {
     "external_id", "name", "site", "active_status", "start_date", "finish_date", "coupon_type", "discount_value",
