@@ -66,6 +66,8 @@ class ApiView(GenericAPIView):
             try:
                 self.initial(drf_request, *args, **kwargs)
                 self._body_read(drf_request)
+                if drf_request.method == "POST":
+                    idempotency.idempotency_replay_stored(drf_request, drf_request.auth)
                 method = drf_request.method.lower()
                 handler = getattr(self, method, self.http_method_not_allowed)
                 if method not in self.http_method_names:

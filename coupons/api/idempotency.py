@@ -40,11 +40,9 @@ def idempotency_begin(request, api_key: ApiKey) -> IdempotencyRecord | None:
     Runs inside the request's transaction: the claim is a row under a unique (api key, key)
     constraint, so a concurrent request with the same key waits on it and then replays.
     """
-    key = request.headers.get(HEADER)
+    key = _key_of(request)
     if key is None:
         return None
-    if not 0 < len(key) <= 255 or not key.isprintable() or not key.isascii():
-        raise invalid("Idempotency-Key is 1 to 255 printable ASCII characters.", **{HEADER: "invalid"})
     request_hash = _request_hash(request)
     records = IdempotencyRecord.objects.filter(api_key=api_key, key=key)
     records.filter(created_at__lt=_oldest_kept()).delete()  # an expired key is free again
@@ -55,7 +53,30 @@ def idempotency_begin(request, api_key: ApiKey) -> IdempotencyRecord | None:
             )
     except IntegrityError:
         pass
-    record = records.select_for_update().get()
+    _replay(records.select_for_update().get(), request_hash)
+
+
+def idempotency_replay_stored(request, api_key: ApiKey) -> None:
+    """Before the request's transaction: a key whose answer is already stored replays it (or conflicts) at
+    once, with no write lock taken and none of the request's checks run again (its codes may exist by now)."""
+    key = _key_of(request)
+    if key is None:
+        return
+    record = IdempotencyRecord.objects.filter(
+        api_key=api_key, key=key, created_at__gte=_oldest_kept()
+    ).first()
+    if record is not None:  # a claim still running is never visible outside its own transaction
+        _replay(record, _request_hash(request))
+
+
+def _key_of(request) -> str | None:
+    key = request.headers.get(HEADER)
+    if key is not None and (not 0 < len(key) <= 255 or not key.isprintable() or not key.isascii()):
+        raise invalid("Idempotency-Key is 1 to 255 printable ASCII characters.", **{HEADER: "invalid"})
+    return key
+
+
+def _replay(record: IdempotencyRecord, request_hash: str):
     if record.request_hash != request_hash:
         raise ApplicationError(
             "idempotency_conflict",

@@ -219,6 +219,21 @@ class OfferCodesImportApi(ApiView):
     def max_body_bytes() -> int:
         return settings.CSV_IMPORT_MAX_BYTES
 
+    def before_transaction(self, request, offer_id: int) -> None:
+        # The file is read and every row checked before the write transaction opens (SQLite's write lock).
+        offer = selectors.offer_get(owner=self.owner, offer_id=offer_id)
+        upload = request.data.get("file") if hasattr(request.data, "get") else None
+        if isinstance(request.data, bytes):
+            self.import_write = csv_io.codes_import_prepare(offer=offer, file=request.data)
+        elif upload is not None and hasattr(upload, "read"):
+            self.import_write = csv_io.codes_import_prepare(
+                offer=offer, file=upload, filename=upload.name or ""
+            )
+        else:
+            raise invalid(
+                "Upload the CSV as the multipart field 'file' or as a text/csv body.", file="required"
+            )
+
     @extend_schema(
         summary="Import your own codes from CSV",
         description="One code a row, optional header, optional member id and expiry columns; UTF-8. All or "
@@ -235,16 +250,7 @@ class OfferCodesImportApi(ApiView):
         responses={201: s.ImportResultSerializer, 202: s.JobSerializer},
     )
     def post(self, request, offer_id: int):
-        offer = selectors.offer_get(owner=self.owner, offer_id=offer_id)
-        upload = request.data.get("file") if hasattr(request.data, "get") else None
-        if isinstance(request.data, bytes):
-            result = csv_io.codes_import(offer=offer, file=request.data)
-        elif upload is not None and hasattr(upload, "read"):
-            result = csv_io.codes_import(offer=offer, file=upload, filename=upload.name or "")
-        else:
-            raise invalid(
-                "Upload the CSV as the multipart field 'file' or as a text/csv body.", file="required"
-            )
+        result = self.import_write()  # the file read and checked by before_transaction
         if isinstance(result, Job):
             return _job_accepted(result)
         return Response(s.ImportResultSerializer(result.as_dict()).data, status=status.HTTP_201_CREATED)

@@ -155,3 +155,14 @@ def test_a_replayed_rotation_never_shows_the_new_secret_again(api, db):
     assert first.json()["secret"].startswith("whsec_") and "secret" not in again.json()
     assert again.json()["id"] == subscription_id
     assert b"whsec_" not in bytes(IdempotencyRecord.objects.get(key="r-1").response_content)
+
+
+def test_a_replayed_import_answers_its_first_answer_though_its_codes_now_exist(api, offer):
+    def upload():
+        return api.post(f"/api/v1/offers/{offer.id}/codes/import", "code\nOWNCODE0001\n", content_type="text/csv",
+                        HTTP_IDEMPOTENCY_KEY="import-1")  # fmt: skip
+
+    first, again = upload(), upload()
+    assert first.status_code == again.status_code == 201
+    assert again.content == first.content and again["Idempotent-Replayed"] == "true"
+    assert Coupon.objects.filter(code="OWNCODE0001").count() == 1

@@ -121,3 +121,13 @@ def test_the_admin_resolves_a_subscriptions_url_outside_its_write_transaction(
     )
     assert response.status_code == 200 and b"whsec_" in response.content  # the page showing the secret once
     assert seen and all(seen)
+
+
+@pytest.mark.parametrize("headers", [{}, {"HTTP_X_DRY_RUN": "true"}, {"HTTP_IDEMPOTENCY_KEY": "k-3"}])
+def test_an_import_in_the_request_checks_its_file_before_the_write_lock(api, offer, probe_during, headers):
+    seen = probe_during(csv_io, "_validated")
+    response = api.post(
+        f"/api/v1/offers/{offer.id}/codes/import", "code\nOWNCODE0001\n", content_type="text/csv", **headers
+    )
+    assert response.status_code == 201, response.content
+    assert seen == [True]
