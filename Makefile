@@ -35,6 +35,7 @@ lock: install
 		--quiet --output-file requirements-dev.lock
 
 run: install-run
+	$(PY) -m config.dotenv
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py createcachetable
 	$(PY) manage.py loaddemo

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from functools import cache
+from importlib import import_module
 
 from django.conf import settings
 from django.db import DatabaseError, connection
@@ -25,21 +26,41 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_safe
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Ready for traffic: the database answers a query and the task broker answers a ping."""
+    """Ready for traffic: the database answers a query and the task broker answers a ping.
+
+    A failure names the dependency; its error text (host names, addresses) only for a staff user.
+    """
     checks: dict[str, dict[str, object]] = {}
-    reasons: list[str] = []
+    errors: dict[str, str] = {}
     for name, check in (("database", database_check), ("broker", broker_check)):
         started = time.perf_counter()
         error = check()
         checks[name] = {"ok": error is None, "ms": round((time.perf_counter() - started) * 1000, 1)}
         if error is not None:
+            errors[name] = error
+    if not errors:
+        return JsonResponse({"status": "ok", "checks": checks})
+    if _is_staff(request):
+        for name, error in errors.items():
             checks[name]["error"] = error
-            reasons.append(f"{name}: {error}")
-    if reasons:
-        return JsonResponse(
-            {"status": "unavailable", "reason": "; ".join(reasons), "checks": checks}, status=503
-        )
-    return JsonResponse({"status": "ok", "checks": checks})
+        reason = "; ".join(f"{name}: {error}" for name, error in errors.items())
+    else:
+        reason = "; ".join(errors)
+    return JsonResponse({"status": "unavailable", "reason": reason, "checks": checks}, status=503)
+
+
+def _is_staff(request: HttpRequest) -> bool:
+    """Whether the probe comes from a logged-in staff user; the probes run before the session middleware."""
+    from django.contrib.auth import get_user
+
+    session_key = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+    if not session_key:
+        return False
+    try:
+        request.session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+        return bool(get_user(request).is_staff)
+    except Exception:  # noqa: BLE001 - the session store may be the dependency that is down
+        return False
 
 
 def database_check() -> str | None:

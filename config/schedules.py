@@ -9,6 +9,8 @@ from django.utils import timezone
 SCHEDULES: dict[str, tuple[str, int]] = {
     "coupons: expire codes": ("coupons.tasks.coupons_expire_task", 5),
     "coupons: purge expired idempotency keys": ("coupons.tasks.idempotency_records_purge_task", 60),
+    # Rate-limit counters whose minute has passed (they are never culled before).
+    "coupons: purge throttle counters": ("coupons.tasks.throttle_counters_purge_task", 5),
     # Jobs whose runner was lost (Redis drops buffered tasks, a worker was killed) get a new one.
     "coupons: recover stale jobs": ("coupons.tasks.jobs_recover_stale_task", 1),
     # Retries that fell due, and deliveries whose claim expired with a killed worker.

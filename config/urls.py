@@ -19,5 +19,10 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("c/", include("coupons.public.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # A page, not an endpoint: OPTIONS would have it render DRF's description with no template to do it in.
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="api-schema", http_method_names=["get", "head"]),
+        name="api-docs",
+    ),
 ]

@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from coupons.errors import invalid
-from coupons.models import DEFAULT_CODE_ALPHABET
+from coupons.models import DEFAULT_CODE_ALPHABET, Coupon
 
 DIGITS = "23456789"
 LETTERS = "ABCDEFGHJKMNPQRSTUVWXYZ"
 PATTERN_SLOTS = {"#": "digits", "?": "letters", "*": "alphabet"}
 MIN_ENTROPY_BITS = 40
+CODE_MAX_LENGTH = Coupon._meta.get_field("code").max_length  # generated, imported or vanity
 MAX_SHARE_OF_CODE_SPACE = 0.01  # past 1 % of the space, codes become guessable and collisions costly
 
 

@@ -4,10 +4,11 @@ import csv
 import io
 import re
 import zoneinfo
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 from itertools import islice
 from typing import BinaryIO
 
@@ -19,6 +20,8 @@ from django.db.models.lookups import In
 from django.utils import timezone
 
 from coupons import bulk, jobs, services
+from coupons.calendar import in_calendar
+from coupons.codes import CODE_MAX_LENGTH
 from coupons.errors import ApplicationError, invalid
 from coupons.models import Coupon, CouponStatus, Job, JobChunk, MemberProfile, Offer
 
@@ -122,7 +125,6 @@ def _iso(value: datetime | None) -> str | None:
 # --- import -------------------------------------------------------------------------------------
 
 CODE_RE = re.compile(r"[A-Za-z0-9_-]+")
-CODE_MAX_LENGTH = 64
 HEADER_NAMES = {
     "code": {"code", "codes", "coupon", "coupon_code", "coupon code", "voucher", "voucher_code", "hash"},
     "member_id": {"member_id", "member id", "memberid", "member"},
@@ -200,24 +202,45 @@ def codes_import(*, offer: Offer, file: bytes | BinaryIO, filename: str = "") ->
     CSV_IMPORT_INLINE_MAX_ROWS are imported in the request (ImportResult); larger ones return a Job that
     imports them in one transaction on the cluster (a failed job lists the rows in job.params["errors"]).
     """
+    return codes_import_prepare(offer=offer, file=file, filename=filename)()
+
+
+def codes_import_prepare(
+    *, offer: Offer, file: bytes | BinaryIO, filename: str = ""
+) -> Callable[[], ImportResult | Job]:
+    """codes_import in two steps: read and check the file now, before any transaction (on SQLite, the write
+    lock), and return the writing (the codes, or a large file's job) for the caller's transaction."""
     data = _read_limited(file)
     text = _decode(data)
     rows = _count_rows(text)
     if not rows:
         raise invalid("The file holds no codes.", file="empty")
     if len(data) > settings.CSV_IMPORT_INLINE_MAX_BYTES or rows > settings.CSV_IMPORT_INLINE_MAX_ROWS:
-        return jobs.job_import_create(
-            offer=offer, payload=data, rows=rows, params={"filename": filename[:200], "bytes": len(data)}
-        )
-    with transaction.atomic():
-        offer = Offer.objects.select_related("site").get(pk=offer.pk)
-        return ImportResult(imported=_import_text(offer, None, text))
+        params = {"filename": filename[:200], "bytes": len(data)}
+        return partial(jobs.job_import_create, offer=offer, payload=data, rows=rows, params=params)
+    offer = Offer.objects.select_related("site").get(pk=offer.pk)
+    insert = _checked_insert(offer, None, text)
+    return lambda: ImportResult(imported=insert())
 
 
-def codes_import_chunk(*, job: Job, chunk: JobChunk) -> int:
-    """The job side of a large import: validate the stored file in full, then insert every row (one transaction)."""
-    with jobs.progress_publisher(job) as publish:
-        return _import_text(job.offer, job, _decode(bytes(chunk.payload)), on_progress=publish)
+def codes_import_chunk_prepare(*, job: Job, chunk: JobChunk) -> Callable[[], int]:
+    """The job side of a large import: validate the stored file in full, outside any transaction, and return
+    the insert of every row, to run in the chunk's transaction."""
+    return _checked_insert(job.offer, job, _decode(bytes(chunk.payload)))
+
+
+def _checked_insert(offer: Offer, job: Job | None, text: str) -> Callable[[], int]:
+    """Check every row now; return the insert of them all, all or nothing (a code another upload took
+    since the check fails it whole, as bulk.coupons_insert_given says)."""
+    rows, issued_at = _validated(offer, _parse(text))
+
+    def insert() -> int:
+        with transaction.atomic(), jobs.progress_publisher(job) if job else nullcontext(None) as publish:
+            return bulk.coupons_insert_given(
+                offer=offer, job=job, rows=rows, issued_at=issued_at, on_progress=publish
+            )
+
+    return insert
 
 
 def _read_limited(file: bytes | BinaryIO) -> bytes:
@@ -312,15 +335,6 @@ def _row_error(line: int, code: str, reason: str, message: str | None = None) ->
     return {"row": line, "code": code[:100], "reason": reason, "message": message or REASONS[reason]}
 
 
-def _import_text(offer: Offer, job: Job | None, text: str, on_progress=None) -> int:
-    """Validate every row, then insert them all, in the caller's transaction."""
-    parsed = _parse(text)
-    rows, issued_at = _validated(offer, parsed)
-    return bulk.coupons_insert_given(
-        offer=offer, job=job, rows=rows, issued_at=issued_at, on_progress=on_progress
-    )
-
-
 def _validated(offer: Offer, parsed: _Parsed) -> tuple[bulk.NewCoupons, datetime | None]:
     errors = parsed.errors
     others_codes = _codes_check(offer, parsed, errors)
@@ -404,11 +418,13 @@ def _expiry_parse(cell: str, zone: zoneinfo.ZoneInfo) -> datetime | None:
     try:
         if len(cell) == 10:
             day = date.fromisoformat(cell)
-            return datetime.combine(day + timedelta(days=1), time(), tzinfo=zone).astimezone(UTC)
-        value = datetime.fromisoformat(cell)
-    except ValueError:
+            moment = datetime.combine(day + timedelta(days=1), time(), tzinfo=zone).astimezone(UTC)
+        else:
+            value = datetime.fromisoformat(cell)
+            moment = (value if value.tzinfo else value.replace(tzinfo=zone)).astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: a date at the calendar's end moved by its offset
         return None
-    return (value if value.tzinfo else value.replace(tzinfo=zone)).astimezone(UTC)
+    return moment if in_calendar(moment) else None
 
 
 def _rows_for_insert(

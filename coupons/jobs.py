@@ -21,7 +21,7 @@ from django_q.tasks import async_task
 from config import metrics
 from coupons import bulk, services
 from coupons.errors import ApplicationError, invalid
-from coupons.models import Job, JobChunk, Member, Offer
+from coupons.models import Coupon, Job, JobChunk, Member, Offer
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +123,28 @@ def job_import_create(*, offer: Offer, payload: bytes, rows: int, params: dict) 
     return job
 
 
+def job_limits_start(*, offer: Offer) -> Job:
+    """A job giving the offer's existing codes its new use limit, one range of code ids per chunk.
+
+    The ranges split the ids of the whole code table (its largest id is one index look-up, where the offer's
+    own span would be a scan); the last range has no end, so codes made meanwhile with the old limit are
+    caught too. Each chunk reads the offer's limit as it runs: when the limit changes again, the last wins.
+    Call it inside the transaction that changed the offer.
+    """
+    last = Coupon.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    size = settings.JOB_CHUNK_SIZE
+    ranges = max(1, -(-last // size))
+    with transaction.atomic():
+        job = Job.objects.create(
+            kind=Job.Kind.LIMITS, offer=offer, total=ranges * size, params={"ids_per_chunk": size}
+        )
+        JobChunk.objects.bulk_create(
+            (JobChunk(job=job, index=index, size=size) for index in range(ranges)), batch_size=1000
+        )
+        job_enqueue_on_commit(job, runners=ranges)
+    return job
+
+
 def job_enqueue_on_commit(job: Job, *, runners: int = 1) -> None:
     """Ring the bulk cluster's doorbell once the job's rows are committed (a runner per worker, at most)."""
     workers = settings.Q_CLUSTER.get("ALT_CLUSTERS", {}).get(JOB_CLUSTER, {}).get("workers", 1)
@@ -154,19 +176,29 @@ def job_run(*, job_id: int) -> Job | None:
 def _chunk_run_next(job_id: int) -> str:
     chunk_id = None
     try:
-        with transaction.atomic():
-            # skip_locked: a chunk another runner holds is not ours; its lock ends with that runner's transaction.
-            chunk = (
-                JobChunk.objects.select_for_update(skip_locked=True, of=("self",))
-                .filter(job_id=job_id, state=JobChunk.State.PENDING, job__state=Job.State.RUNNING)
-                .order_by("index")
-                .first()
-            )
+        pending = JobChunk.objects.filter(
+            job_id=job_id, state=JobChunk.State.PENDING, job__state=Job.State.RUNNING
+        )
+        job = Job.objects.select_related("offer", "offer__site").filter(pk=job_id).first()
+        if job is None:
+            return "none_left"
+        write = None
+        if job.kind in CHUNK_PREPARE:
+            # The chunk's reading and checking run before its transaction: SQLite's write lock (taken at
+            # BEGIN) is then held only for the writes. The chunk is claimed after, if still pending.
+            chunk = pending.order_by("index").first()
             if chunk is None:
                 return "none_left"
             chunk_id = chunk.pk
-            job = Job.objects.select_related("offer", "offer__site").get(pk=job_id)
-            made = CHUNK_WORK[job.kind](job, chunk)
+            write = CHUNK_PREPARE[job.kind](job, chunk)
+            pending = pending.filter(pk=chunk_id)
+        with transaction.atomic():
+            # skip_locked: a chunk another runner holds is not ours; its lock ends with that runner's transaction.
+            chunk = pending.select_for_update(skip_locked=True, of=("self",)).order_by("index").first()
+            if chunk is None:
+                return "none_left"
+            chunk_id = chunk.pk
+            made = write() if write is not None else CHUNK_WORK[job.kind](job, chunk)
             _chunk_done(job, chunk, made)
         return "done"
     except ApplicationError as error:
@@ -330,14 +362,31 @@ def _generate_chunk(job: Job, chunk: JobChunk) -> int:
     return bulk.coupons_generate(offer=offer, job=job, members=members)
 
 
-def _import_chunk(job: Job, chunk: JobChunk) -> int:
+def _import_prepare(job: Job, chunk: JobChunk) -> Callable[[], int]:
     # csv_io starts import jobs from here, so it is imported when an import chunk runs, not before.
-    from coupons.csv_io import codes_import_chunk
+    from coupons.csv_io import codes_import_chunk_prepare
 
-    return codes_import_chunk(job=job, chunk=chunk)
+    return codes_import_chunk_prepare(job=job, chunk=chunk)
 
 
+def _limits_chunk(job: Job, chunk: JobChunk) -> int:
+    size = job.params["ids_per_chunk"]
+    is_last = not JobChunk.objects.filter(job=job, index__gt=chunk.index).exists()
+    first_id = chunk.index * size
+    # The offer as it is now (locked, so a change in flight is not half applied): its latest limit wins.
+    offer = Offer.objects.select_for_update().get(pk=job.offer_id)
+    services.coupon_limits_follow_offer(
+        offer=offer, first_id=first_id, last_id=None if is_last else first_id + size
+    )
+    return chunk.size
+
+
+# What a chunk does, inside its transaction; returns how much of the job's total it did (codes, or code ids).
 CHUNK_WORK: dict[str, Callable[[Job, JobChunk], int]] = {
     Job.Kind.GENERATE: _generate_chunk,
-    Job.Kind.IMPORT: _import_chunk,
+    Job.Kind.LIMITS: _limits_chunk,
+}
+# Kinds whose chunk reads and checks its input before the transaction; the writing it returns runs inside.
+CHUNK_PREPARE: dict[str, Callable[[Job, JobChunk], Callable[[], int]]] = {
+    Job.Kind.IMPORT: _import_prepare,
 }

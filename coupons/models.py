@@ -282,6 +282,7 @@ class Job(models.Model):
     class Kind(models.TextChoices):
         GENERATE = "generate", "Generate codes"
         IMPORT = "import", "Import codes"
+        LIMITS = "limits", "Apply usage limits"
 
     class State(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -511,7 +512,8 @@ class IdempotencyRecord(models.Model):
     key = models.CharField(max_length=255)
     request_hash = models.CharField(max_length=64)
     status_code = models.PositiveSmallIntegerField()
-    response_body = models.JSONField(null=True)
+    # The bytes sent, not a JSON value: jsonb would reorder keys, and a replay must be the same answer.
+    response_content = models.BinaryField(default=b"")
     response_headers = models.JSONField(default=dict)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
@@ -520,3 +522,15 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class ThrottleCounter(models.Model):
+    """Requests counted in one window of a rate limit, shared by every process (see coupons.counters)."""
+
+    key = models.CharField(max_length=200, primary_key=True)
+    count = models.PositiveIntegerField(default=0)
+    # Kept to the end of its window, then purged by a schedule: never culled while it still counts.
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.count}"

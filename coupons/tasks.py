@@ -1,6 +1,7 @@
 """django-q2 tasks for coupons: thin wrappers over the services."""
 
 from coupons import jobs, services
+from coupons.counters import counters_purge
 
 
 def coupons_expire_task() -> int:
@@ -11,6 +12,10 @@ def idempotency_records_purge_task() -> int:
     from coupons.api.idempotency import idempotency_records_purge
 
     return idempotency_records_purge()
+
+
+def throttle_counters_purge_task() -> int:
+    return counters_purge()
 
 
 def job_run_task(job_id: int) -> None:

@@ -61,9 +61,22 @@ def test_readyz_is_503_with_the_reason_when_redis_refuses(broker_url) -> None:
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "unavailable"
-    assert body["reason"].startswith("broker: ConnectionError")
+    assert body["reason"] == "broker"
     assert body["checks"]["database"]["ok"] is True
-    assert body["checks"]["broker"]["ok"] is False
+    assert body["checks"]["broker"] == {"ok": False, "ms": body["checks"]["broker"]["ms"]}
+    assert "127.0.0.1" not in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_readyz_tells_only_staff_why_a_dependency_failed(broker_url, admin_client, django_user_model) -> None:
+    broker_url(f"redis://127.0.0.1:{closed_port()}/0")
+    body = admin_client.get("/readyz").json()
+    assert body["reason"].startswith("broker: ConnectionError")
+    assert body["checks"]["broker"]["error"].startswith("ConnectionError")
+    user = django_user_model.objects.create_user("shopper", password="x")
+    visitor = Client()
+    visitor.force_login(user)
+    assert visitor.get("/readyz").json()["reason"] == "broker"
 
 
 @pytest.mark.redis

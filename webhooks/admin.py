@@ -16,6 +16,7 @@ from webhooks.formats import EVENT_TYPES
 from webhooks.models import Attempt, Delivery, Event, Subscription
 from webhooks.redaction import headers_redacted, url_redacted
 from webhooks.selectors import subscriptions_health
+from webhooks.urls_guard import resolve_ahead
 
 FORM_FIELDS = ["name", "url", "format", "events", "http_method", "params", "headers", "active", "site", "offers",
                "merchant", "distributor"]  # fmt: skip
@@ -188,6 +189,12 @@ class SubscriptionAdmin(admin.ModelAdmin):
         return obj.circuit_summary()
 
     @admin.display(description="signing secret")
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # The admin saves inside one transaction (on SQLite, the write lock): resolve the URL before it opens.
+        if request.method == "POST":
+            resolve_ahead(request.POST.get("url"))
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
     def secret_hint(self, obj: Subscription) -> str:
         return "Shown once when created or rotated; use the “Rotate signing secret” action for a new one."
 

@@ -13,6 +13,7 @@ from webhooks import selectors, services
 from webhooks.formats import EVENT_TYPES, FORMAT_CHOICES
 from webhooks.models import Attempt, Delivery, Subscription
 from webhooks.redaction import headers_redacted, url_redacted
+from webhooks.urls_guard import resolve_ahead
 
 SCOPE = "webhooks"
 
@@ -101,7 +102,9 @@ class SubscriptionCreatedSerializer(SubscriptionSerializer):
 
     url = serializers.CharField()
     headers = serializers.DictField(child=serializers.CharField())
-    secret = serializers.CharField(help_text="The whsec_ signing secret: shown in this answer only.")
+    secret = serializers.CharField(
+        required=False, help_text="The whsec_ signing secret: shown in this answer only (not in a replay)."
+    )
 
     class Meta(SubscriptionSerializer.Meta):
         fields = [*SubscriptionSerializer.Meta.fields, "secret"]
@@ -109,7 +112,10 @@ class SubscriptionCreatedSerializer(SubscriptionSerializer):
 
 class SecretSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    secret = serializers.CharField(help_text="The new whsec_ signing secret: shown in this answer only.")
+    secret = serializers.CharField(
+        required=False,
+        help_text="The new whsec_ signing secret: shown in this answer only (not in a replay).",
+    )
     previous_secret_expires_at = serializers.DateTimeField(help_text="Until then the old secret signs too.")
 
 
@@ -162,6 +168,10 @@ def _delivery_answer(delivery: Delivery, status_code: int = status.HTTP_200_OK) 
     )
 
 
+def _url_given(request):
+    return request.data.get("url") if isinstance(request.data, dict) else None
+
+
 class SubscriptionView(ApiView):
     required_scope = SCOPE
 
@@ -175,6 +185,10 @@ class SubscriptionView(ApiView):
 
 class SubscriptionsApi(ApiView):
     required_scope = SCOPE
+    secret_fields = ("secret",)
+
+    def before_transaction(self, request, *args, **kwargs) -> None:
+        resolve_ahead(_url_given(request))
 
     @extend_schema(summary="List webhook subscriptions", responses={200: SubscriptionSerializer(many=True)})
     def get(self, request):
@@ -201,6 +215,10 @@ class SubscriptionsApi(ApiView):
 
 
 class SubscriptionApi(SubscriptionView):
+    def before_transaction(self, request, *args, **kwargs) -> None:
+        if request.method == "PATCH":
+            resolve_ahead(_url_given(request) or self.subscription(kwargs["subscription_id"]).url)
+
     @extend_schema(summary="Get a webhook subscription", responses={200: SubscriptionSerializer})
     def get(self, request, subscription_id: int):
         return Response(SubscriptionSerializer(self.subscription(subscription_id)).data)
@@ -227,6 +245,8 @@ class SubscriptionApi(SubscriptionView):
 
 
 class SubscriptionRotateSecretApi(SubscriptionView):
+    secret_fields = ("secret",)
+
     @extend_schema(
         summary="Rotate a subscription's signing secret",
         description="The previous secret keeps signing alongside the new one for 24 hours.",

@@ -22,6 +22,22 @@ def format_choices() -> list[tuple[str, str]]:
     return FORMAT_CHOICES
 
 
+class OrderedMappingField(models.JSONField):
+    """A JSON object that keeps its keys in the order given: PostgreSQL's jsonb sorts them, so it is stored
+    as a list of [key, value] pairs and read back as a dict (in Python, a dict keeps its order)."""
+
+    def get_prep_value(self, value):
+        if isinstance(value, dict):
+            value = [[key, item] for key, item in value.items()]
+        return super().get_prep_value(value)
+
+    def from_db_value(self, value, expression, connection):
+        value = super().from_db_value(value, expression, connection)
+        if isinstance(value, list) and all(isinstance(pair, list) and len(pair) == 2 for pair in value):
+            return {key: item for key, item in value}
+        return value
+
+
 class Subscription(models.Model):
     """A URL that receives chosen coupon events in one vendor's format."""
 
@@ -37,7 +53,8 @@ class Subscription(models.Model):
     format = models.CharField(max_length=30, choices=format_choices, default="standard")
     events = models.JSONField(default=list)
     http_method = models.CharField(max_length=4, choices=HttpMethod.choices, default=HttpMethod.POST)
-    params = models.JSONField(
+    # The callback's parameters leave in this order, the one the account manager configured.
+    params = OrderedMappingField(
         default=dict, blank=True, help_text='Uniqodo callback: {"parameter name": "data item"}'
     )
     headers = models.JSONField(default=dict, blank=True, help_text="Extra request headers.")

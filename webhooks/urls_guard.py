@@ -2,6 +2,7 @@
 
 import ipaddress
 import socket
+import time
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -78,10 +79,23 @@ def url_refusal(url: str, *, allow_private: bool | None = None) -> str | None:
     return None
 
 
+def resolve_ahead(url) -> None:
+    """Resolve a URL's host now, before a save opens its write transaction: the save's check reuses the answer."""
+    if isinstance(url, str) and url:
+        url_refusal(url)
+
+
 def url_check(url: str) -> None:
     refusal = url_refusal(url)
     if refusal:
         raise UnsafeURL(refusal)
+
+
+# A save resolves its URL's host before its write transaction opens (the API's before_transaction) and checks
+# it again inside: the second check reuses the first answer for this long, so no DNS look-up runs while the
+# transaction (SQLite's write lock) is held. Sending never uses this: it resolves and pins the address itself.
+RESOLVED_KEPT_SECONDS = 10.0
+_resolved: dict[tuple[str, int], tuple[float, list[IPAddress]]] = {}
 
 
 def resolve(host: str, port: int) -> list[IPAddress]:
@@ -90,9 +104,16 @@ def resolve(host: str, port: int) -> list[IPAddress]:
         return [ipaddress.ip_address(host)]
     except ValueError:
         pass
+    kept = _resolved.get((host, port))
+    if kept is not None and time.monotonic() - kept[0] < RESOLVED_KEPT_SECONDS:
+        return kept[1]
     try:
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError, OSError):
         raise UnsafeURL(f"The host name {host} could not be resolved; check the URL.") from None
     # Scope ids (fe80::1%eth0) are not part of the address.
-    return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in found]
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in found]
+    if len(_resolved) > 1000:
+        _resolved.clear()
+    _resolved[(host, port)] = (time.monotonic(), addresses)
+    return addresses

@@ -3,6 +3,7 @@
 import re
 from collections.abc import Iterable, Mapping
 
+from coupons.storable import unstorable
 from webhooks.formats import EVENT_TYPES, FORMATS, get_format
 from webhooks.signing import SIGNATURE_HEADERS
 from webhooks.urls_guard import url_refusal
@@ -34,6 +35,8 @@ def subscription_errors(subscription) -> dict[str, list[str]]:
         errors["events"] = [problem]
     elif not isinstance(params, Mapping):
         errors["params"] = ['Parameters are an object: {"parameter name": "data item"}.']
+    elif any(unstorable(str(name)) for name in params):
+        errors["params"] = ["Parameter names may not hold NUL characters or unpaired surrogates."]
     else:
         errors |= _format_errors(format, events, http_method, params)
     return errors | _headers_errors(headers)

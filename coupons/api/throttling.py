@@ -13,6 +13,7 @@ from django.core.cache import cache
 from django.db import transaction
 from rest_framework.throttling import BaseThrottle
 
+from coupons.counters import counter_hit, counters_read
 from coupons.errors import ApplicationError
 
 WINDOW_SECONDS = 60
@@ -64,12 +65,14 @@ def unknown_codes_count(request, *, misses: int, now: float | None = None) -> in
     """Count `misses` at once, even when refused (probing in bulk costs what probing one by one does);
     returns the seconds to wait when the key or the address is, or now goes, past the limit, else 0."""
     now = time.time() if now is None else now
-    keys = _counter_keys(request, int(now // WINDOW_SECONDS))
-    counts = cache.get_many(keys)
+    window = int(now // WINDOW_SECONDS)
+    keys = _counter_keys(request, window)
+    counts = counters_read(keys)
     most = max((counts.get(key, 0) for key in keys), default=0)
     limit = settings.UNKNOWN_CODE_LIMIT_PER_MINUTE
     if misses:
-        after_transaction(request, lambda: _increment(keys, misses))
+        window_ends = (window + 1) * WINDOW_SECONDS
+        after_transaction(request, lambda: [counter_hit(k, window_ends=window_ends, by=misses) for k in keys])
     return WINDOW_SECONDS - int(now % WINDOW_SECONDS) if most >= limit or most + misses > limit else 0
 
 
@@ -82,11 +85,13 @@ def rate_limited(retry_after: int) -> ApplicationError:
 def unknown_code_count(request, *, now: float | None = None) -> int:
     """Count one miss; returns the seconds to wait when the key or the address is past the limit, else 0."""
     now = time.time() if now is None else now
-    keys = _counter_keys(request, int(now // WINDOW_SECONDS))
-    counts = cache.get_many(keys)
+    window = int(now // WINDOW_SECONDS)
+    keys = _counter_keys(request, window)
+    counts = counters_read(keys)
     if any(count >= settings.UNKNOWN_CODE_LIMIT_PER_MINUTE for count in counts.values()):
         return WINDOW_SECONDS - int(now % WINDOW_SECONDS)
-    after_transaction(request, lambda: _increment(keys))
+    window_ends = (window + 1) * WINDOW_SECONDS
+    after_transaction(request, lambda: [counter_hit(key, window_ends=window_ends) for key in keys])
     return 0
 
 
@@ -97,19 +102,10 @@ def _counter_keys(request, window: int) -> list[str]:
     return keys
 
 
-def _increment(keys: list[str], by: int = 1) -> None:
-    for key in keys:
-        cache.add(key, 0, timeout=WINDOW_SECONDS * 2)
-        try:
-            cache.incr(key, by)
-        except ValueError:  # expired between add and incr
-            cache.add(key, by, timeout=WINDOW_SECONDS * 2)
-
-
 def after_transaction(request, callback) -> None:
     """Run `callback` once the request's write transaction has ended, committed or rolled back.
 
-    The database cache writes through the request's own connection: inside a dry run's rolled-back
+    The counters table is written through the request's own connection: inside a dry run's rolled-back
     transaction a count would vanish, and X-DRY-RUN would become a free pass for guessing.
     """
     pending = getattr(request._request, "after_transaction", None)

@@ -224,6 +224,21 @@ class OfferCodesImportApi(ApiView):
     def max_body_bytes() -> int:
         return settings.CSV_IMPORT_MAX_BYTES
 
+    def before_transaction(self, request, offer_id: int) -> None:
+        # The file is read and every row checked before the write transaction opens (SQLite's write lock).
+        offer = selectors.offer_get_to_change(owner=self.owner, offer_id=offer_id)
+        upload = request.data.get("file") if hasattr(request.data, "get") else None
+        if isinstance(request.data, bytes):
+            file, filename = request.data, ""
+        elif upload is not None and hasattr(upload, "read"):
+            file, filename = upload, upload.name or ""
+        else:
+            raise invalid(
+                "Upload the CSV as the multipart field 'file' or as a text/csv body.", file="required"
+            )
+        with others_codes_guard(request):
+            self.import_write = csv_io.codes_import_prepare(offer=offer, file=file, filename=filename)
+
     @extend_schema(
         summary="Import your own codes from CSV",
         description="One code a row, optional header, optional member id and expiry columns; UTF-8. All or "
@@ -240,18 +255,8 @@ class OfferCodesImportApi(ApiView):
         responses={201: s.ImportResultSerializer, 202: s.JobSerializer},
     )
     def post(self, request, offer_id: int):
-        offer = selectors.offer_get_to_change(owner=self.owner, offer_id=offer_id)
-        upload = request.data.get("file") if hasattr(request.data, "get") else None
-        if isinstance(request.data, bytes):
-            file, filename = request.data, ""
-        elif upload is not None and hasattr(upload, "read"):
-            file, filename = upload, upload.name or ""
-        else:
-            raise invalid(
-                "Upload the CSV as the multipart field 'file' or as a text/csv body.", file="required"
-            )
         with others_codes_guard(request):
-            result = csv_io.codes_import(offer=offer, file=file, filename=filename)
+            result = self.import_write()  # the file read and checked by before_transaction
         if isinstance(result, Job):
             return _job_accepted(result)
         return Response(s.ImportResultSerializer(result.as_dict()).data, status=status.HTTP_201_CREATED)
@@ -286,6 +291,7 @@ class CustomerEngagementCouponApi(ApiView):
 
     required_scope = "issue"
     write_methods = frozenset({"GET"})
+    http_method_names = ["get", "options"]  # a HEAD would mint a code too
 
     @extend_schema(
         summary="Create or retrieve a code (Talon.One style)",

@@ -1,11 +1,12 @@
-"""Per-client-address request limits in the shared cache, so every web process counts together."""
+"""Per-client-address request limits in shared counters, so every web process counts together."""
 
 import hashlib
 import time
 
-from django.core.cache import cache
 from django.http import HttpRequest
 from rest_framework.throttling import BaseThrottle
+
+from coupons.counters import counter_hit
 
 WINDOW_SECONDS = 60
 
@@ -23,12 +24,7 @@ def throttle_hit(bucket: str, request: HttpRequest, limit: int) -> int | None:
     window_start = now - now % WINDOW_SECONDS
     address = hashlib.sha256(client_address(request).encode()).hexdigest()[:32]
     key = f"public-throttle:{bucket}:{address}:{window_start}"
-    cache.add(key, 0, timeout=WINDOW_SECONDS + 5)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # the key expired between add and incr
-        cache.set(key, 1, timeout=WINDOW_SECONDS + 5)
-        count = 1
+    count = counter_hit(key, window_ends=window_start + WINDOW_SECONDS)
     if count <= limit:
         return None
     return max(window_start + WINDOW_SECONDS - now, 1)

@@ -20,7 +20,14 @@ from coupons.services.codes import (
 )
 from coupons.services.issue import IssueRequest, coupon_issue, coupon_reveal, coupon_view, offer_issue_refusal
 from coupons.services.members import member_create, member_get, members_resolve, members_without_live_code
-from coupons.services.offers import OFFER_FIELDS, offer_check, offer_create, offer_open_check, offer_update
+from coupons.services.offers import (
+    OFFER_FIELDS,
+    coupon_limits_follow_offer,
+    offer_check,
+    offer_create,
+    offer_open_check,
+    offer_update,
+)
 from coupons.services.redemption import (
     Discount,
     Order,
@@ -39,6 +46,7 @@ __all__ = [
     "MAX_AMOUNT",
     "offer_create",
     "offer_update",
+    "coupon_limits_follow_offer",
     "offer_check",
     "offer_open_check",
     "OFFER_FIELDS",

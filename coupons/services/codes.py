@@ -8,6 +8,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from coupons import events
+from coupons.calendar import moment_after
 from coupons.codes import CodeFormat
 from coupons.errors import ApplicationError, invalid
 from coupons.models import (
@@ -28,9 +29,19 @@ def coupon_expiry(offer: Offer, issued_at: datetime | None) -> datetime | None:
     if offer.expiry_type == ExpiryType.RELATIVE and offer.expiry_value and offer.expiry_unit:
         if issued_at is None:
             return None
-        unit = "hours" if offer.expiry_unit == "hour" else "days"
-        return issued_at + timedelta(**{unit: offer.expiry_value})
+        # An offer saved before expiry bounds were checked may reach past the calendar: that code never expires.
+        lasts = relative_expiry(offer)
+        return moment_after(issued_at, lasts) if lasts is not None else None
     return offer.finish_date
+
+
+def relative_expiry(offer: Offer) -> timedelta | None:
+    """How long a code of a relative-expiry offer lasts from its issue; None if longer than any calendar."""
+    unit = "hours" if offer.expiry_unit == "hour" else "days"
+    try:
+        return timedelta(**{unit: offer.expiry_value or 0})
+    except OverflowError:
+        return None
 
 
 def mystery_draw(offer: Offer) -> tuple[str | None, Decimal | None]:

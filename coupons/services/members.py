@@ -7,6 +7,7 @@ from django.utils import timezone
 from coupons.errors import ApplicationError, invalid, not_found
 from coupons.models import Coupon, CouponStatus, Member, MemberProfile, Offer
 from coupons.selectors import Owner, member_profiles_of
+from coupons.sequences import sequence_move_past
 
 
 def member_create(
@@ -44,7 +45,9 @@ def member_create(
 
 
 def _member_with_id(id: int) -> Member:
-    member, _ = Member.objects.get_or_create(pk=id)
+    member, created = Member.objects.get_or_create(pk=id)
+    if created:
+        sequence_move_past(Member, id)  # a member made later without an id must not collide with it
     return member
 
 

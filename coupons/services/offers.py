@@ -1,12 +1,13 @@
 """Offers: create, update and the checks that keep their codes, limits and mystery discounts consistent."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from coupons.codes import MIN_ENTROPY_BITS, CodeFormat
+from coupons.calendar import EARLIEST, LATEST, RELATIVE_EXPIRY_MAX, in_calendar
+from coupons.codes import CODE_MAX_LENGTH, MIN_ENTROPY_BITS, CodeFormat
 from coupons.errors import ApplicationError, invalid
 from coupons.models import (
     Coupon,
@@ -18,6 +19,7 @@ from coupons.models import (
 )
 from coupons.selectors import merchant_default_site
 from coupons.services.amounts import to_amount
+from coupons.services.codes import relative_expiry
 
 OFFER_FIELDS = {
     "external_id", "name", "site", "active_status", "start_date", "finish_date", "coupon_type", "discount_value",
@@ -48,17 +50,25 @@ def offer_create(*, merchant: Merchant, site: Site | None = None, **fields) -> O
 
 
 def offer_update(*, offer: Offer, **fields) -> Offer:
-    """Change an offer's fields; codes already made keep their code but follow the new use limit."""
+    """Change an offer's fields; codes already made keep their code but follow a new use limit.
+
+    No code is touched in here: an offer may hold millions. Only a change of the use limit reaches them,
+    through a job (Job.Kind.LIMITS) that rewrites them range by range, each range its own short transaction.
+    """
+    from coupons import jobs  # jobs call the services: imported when an offer changes, not before
+
     unknown = set(fields) - OFFER_FIELDS
     if unknown:
         raise invalid("Unknown offer fields.", **{name: "unknown" for name in unknown})
     with transaction.atomic():
         offer = Offer.objects.select_for_update().get(pk=offer.pk)
+        limit_before = offer.code_limit_per_coupon
         for name, value in fields.items():
             setattr(offer, name, value)
         offer_check(offer)
         offer.save()
-        _coupon_limits_follow_offer(offer)
+        if offer.code_limit_per_coupon != limit_before:
+            jobs.job_limits_start(offer=offer)
         if offer.vanity_code and not offer.coupons.filter(code=offer.vanity_code).exists():
             _vanity_coupon_create(offer)
     return offer
@@ -84,6 +94,15 @@ def offer_check(offer: Offer) -> None:
         raise invalid("The finish date must be after the start date.", finish_date="before_start")
     if offer.expiry_type == ExpiryType.RELATIVE and not (offer.expiry_value and offer.expiry_unit):
         raise invalid("Relative expiry needs a value and a unit.", expiry_value="required")
+    if (
+        offer.expiry_type == ExpiryType.RELATIVE
+        and (relative_expiry(offer) or timedelta.max) > RELATIVE_EXPIRY_MAX
+    ):
+        raise invalid("A relative expiry is at most 100 years.", expiry_value="out_of_range")
+    for name in ("start_date", "finish_date"):
+        moment = getattr(offer, name)
+        if moment is not None and not in_calendar(moment):
+            raise invalid(f"Dates are between {EARLIEST.year} and {LATEST.year}.", **{name: "out_of_range"})
     if offer.expiry_type == ExpiryType.DATE and not offer.finish_date:
         raise invalid("Expiry on a date needs the offer's finish date.", finish_date="required")
     if not isinstance(offer.applicable_filters, list) or not all(
@@ -95,6 +114,12 @@ def offer_check(offer: Offer) -> None:
     if offer.applicable_on != "order" and not offer.applicable_filters:
         raise invalid("Name the products or collections the offer applies to.", applicable_filters="required")
     code_format = CodeFormat.for_offer(offer)
+    if code_format.code_length > CODE_MAX_LENGTH:
+        raise invalid(
+            f"Codes of this format have {code_format.code_length} characters (prefix included); "
+            f"at most {CODE_MAX_LENGTH} fit.",
+            code_length="too_long",
+        )
     if code_format.entropy_bits < MIN_ENTROPY_BITS and not offer.vanity_code:
         raise invalid(
             f"Codes of this format carry {code_format.entropy_bits:.0f} bits of entropy; at least "
@@ -142,9 +167,12 @@ def _mystery_check(choices) -> None:
                 raise invalid("A percentage is between 0 and 100.", mystery_discounts="out_of_range")
 
 
-def _coupon_limits_follow_offer(offer: Offer) -> None:
+def coupon_limits_follow_offer(*, offer: Offer, first_id: int, last_id: int | None) -> None:
+    """Give the offer's codes with ids in [first_id, last_id) (no end: None) the offer's use limit now."""
     limit = offer.code_limit_per_coupon
-    coupons = Coupon.objects.filter(offer=offer).exclude(code=offer.vanity_code or "")
+    coupons = Coupon.objects.filter(offer=offer, id__gte=first_id).exclude(code=offer.vanity_code or "")
+    if last_id is not None:
+        coupons = coupons.filter(id__lt=last_id)
     if limit is None:
         coupons.update(max_redemptions=None)
     else:

@@ -5,6 +5,7 @@ from decimal import Decimal
 import pytest
 from django.contrib.messages import get_messages
 from django.urls import reverse
+from django_q.conf import Conf
 
 from coupons import services
 from coupons.models import Coupon, Offer, Redemption
@@ -63,11 +64,15 @@ def test_a_guessable_code_format_is_refused_on_the_form(admin_client, site):
     assert "bits of entropy" in response.content.decode() and not Offer.objects.exists()
 
 
-def test_editing_an_offer_keeps_its_codes_limits_in_step(admin_client, offer):
+def test_editing_an_offer_keeps_its_codes_limits_in_step(
+    admin_client, offer, django_capture_on_commit_callbacks, monkeypatch
+):
+    monkeypatch.setattr(Conf, "SYNC", True)  # the limits job runs inline, as the bulk cluster would
     coupon = services.coupons_create(offer=offer, count=1)[0]
     data = offer_form(offer.site, name=offer.name, coupon_type="fixedAmount", discount_value="10",
                       usage_limit_type="multiple", max_redemptions_per_code=4)  # fmt: skip
-    response = admin_client.post(reverse("admin:coupons_offer_change", args=[offer.pk]), data)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(reverse("admin:coupons_offer_change", args=[offer.pk]), data)
     assert response.status_code == 302
     assert Coupon.objects.get(pk=coupon.pk).max_redemptions == 4
 

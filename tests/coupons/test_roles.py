@@ -1,9 +1,11 @@
 """The staff roles: each group reaches what its job needs in the admin and nothing else."""
 
 from html.parser import HTMLParser
+from io import StringIO
 
 import pytest
 from django.contrib.auth.models import Group, Permission, User
+from django.core.management import CommandError, call_command
 from django.test import Client
 
 from coupons import services
@@ -270,3 +272,23 @@ def test_staff_without_a_role_reach_nothing(db, offer):
     paths = ["/admin/coupons/offer/", "/admin/coupons/coupon/", "/admin/reports/"]
 
     assert statuses(client, paths) == dict.fromkeys(paths, 403)
+
+
+def test_loaddemo_refuses_to_run_when_debug_is_off(db, settings):
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="--force"):
+        call_command("loaddemo", stdout=StringIO())
+    assert not User.objects.filter(username="admin").exists()
+
+
+def test_loaddemo_runs_when_debug_is_off_if_forced(db, settings):
+    settings.DEBUG = False
+    out = StringIO()
+    call_command("loaddemo", "--force", stdout=out)
+    assert "admin / admin" in out.getvalue()
+
+
+def test_loaddemo_runs_in_development(db, settings):
+    settings.DEBUG = True
+    call_command("loaddemo", stdout=StringIO())
+    assert User.objects.filter(username="admin").exists()

@@ -89,10 +89,10 @@ def test_postgres_restart_mid_redemptions_leaves_no_half_redemption_and_needs_no
     wait_until(lambda: len(outcomes.finished) >= CODES // 4, 30, "a quarter of the redemptions")
 
     stack.postgres.halt()
-    # While the database is down the process is alive but not ready, and says why.
+    # While the database is down the process is alive but not ready, and names what failed (no more: no staff).
     assert requests.get(f"{base}/healthz", timeout=10).status_code == 200
     status, body = readyz(base)
-    assert status == 503 and body["reason"].startswith("database:"), body
+    assert status == 503 and body["reason"] == "database", body
     time.sleep(1.0)
     stack.postgres.start()
     wait_until(lambda: readyz(base)[0] == 200, 30, "/readyz to be 200 again")

@@ -331,3 +331,11 @@ def test_the_purge_deletes_events_past_retention_with_their_deliveries_and_attem
     assert list(Event.objects.values_list("id", flat=True)) == [kept.id]
     assert Delivery.objects.get().event_id == kept.id
     assert Attempt.objects.get().delivery.event_id == kept.id
+
+
+@pytest.mark.parametrize("params", [{"code\x00": "code"}, {"\ud800": "code"}, {"code": "co\x00de"}])
+def test_callback_parameters_the_database_cannot_store_are_refused_on_every_path(params):
+    # The admin form and the API both save through here; jsonb refuses NUL and no encoder takes a lone surrogate.
+    error = refusal(format="uniqodo_callback", params=params)
+    assert set(error.fields) == {"params"}
+    assert not Subscription.objects.exists()

@@ -1,6 +1,7 @@
 """Load the demo data idempotently and print how to log in."""
 
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 
 from coupons.demo import demo_load
 
@@ -8,7 +9,17 @@ from coupons.demo import demo_load
 class Command(BaseCommand):
     help = "Load demo data (idempotent) and print the admin login and a demo API key."
 
-    def handle(self, *args, **options):
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--force", action="store_true", help="Load the demo even with DEBUG off (a known admin password)."
+        )
+
+    def handle(self, *args, force=False, **options):
+        # The demo's admin/admin login and its key derived from SECRET_KEY would open a production site.
+        if not settings.DEBUG and not force:
+            raise CommandError(
+                "DEBUG is off: the demo data has a known admin password. Add --force to load it anyway."
+            )
         result = demo_load()
         username, password = result["admin"]
         self.stdout.write(f"Demo data ready: {result['coupons']} coupons.")

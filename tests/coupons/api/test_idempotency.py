@@ -117,3 +117,52 @@ def test_concurrent_requests_with_one_key_run_once(is_postgres):
     assert all(a.json() == answers[0].json() for a in answers)
     assert sum(1 for a in answers if "Idempotent-Replayed" not in a) == 1
     assert Coupon.objects.filter(offer=offer).count() == 3
+
+
+def test_a_replay_is_byte_for_byte_the_first_answer(api, offer):
+    body = {"name": "Zebra", "coupon_type": "fixedAmount", "discount_value": "5.00", "applicable_filters": [],
+            "mystery_discounts": [], "external_id": "ext-ü"}  # fmt: skip
+    first = api.post("/api/v1/offers/", body, format="json", HTTP_IDEMPOTENCY_KEY="bytes")
+    again = api.post("/api/v1/offers/", body, format="json", HTTP_IDEMPOTENCY_KEY="bytes")
+    assert first.status_code == again.status_code == 201
+    assert again.content == first.content
+    assert again["Content-Type"] == first["Content-Type"]
+
+
+SUBSCRIPTION = {"url": "http://127.0.0.1:9/hook", "format": "standard", "events": ["coupon.redeemed"]}
+
+
+def test_a_replayed_subscription_creation_never_shows_the_secret_again(api, db):
+    first = api.post(
+        "/api/v1/webhooks/subscriptions/", SUBSCRIPTION, format="json", HTTP_IDEMPOTENCY_KEY="s-1"
+    )
+    again = api.post(
+        "/api/v1/webhooks/subscriptions/", SUBSCRIPTION, format="json", HTTP_IDEMPOTENCY_KEY="s-1"
+    )
+    assert first.status_code == again.status_code == 201
+    assert first.json()["secret"].startswith("whsec_")
+    assert "secret" not in again.json() and again["Idempotent-Replayed"] == "true"
+    assert {k: v for k, v in first.json().items() if k != "secret"} == again.json()
+    assert b"whsec_" not in bytes(IdempotencyRecord.objects.get(key="s-1").response_content)
+
+
+def test_a_replayed_rotation_never_shows_the_new_secret_again(api, db):
+    subscription_id = api.post("/api/v1/webhooks/subscriptions/", SUBSCRIPTION, format="json").json()["id"]
+    path = f"/api/v1/webhooks/subscriptions/{subscription_id}/rotate-secret"
+    first = api.post(path, HTTP_IDEMPOTENCY_KEY="r-1")
+    again = api.post(path, HTTP_IDEMPOTENCY_KEY="r-1")
+    assert first.status_code == again.status_code == 200
+    assert first.json()["secret"].startswith("whsec_") and "secret" not in again.json()
+    assert again.json()["id"] == subscription_id
+    assert b"whsec_" not in bytes(IdempotencyRecord.objects.get(key="r-1").response_content)
+
+
+def test_a_replayed_import_answers_its_first_answer_though_its_codes_now_exist(api, offer):
+    def upload():
+        return api.post(f"/api/v1/offers/{offer.id}/codes/import", "code\nOWNCODE0001\n", content_type="text/csv",
+                        HTTP_IDEMPOTENCY_KEY="import-1")  # fmt: skip
+
+    first, again = upload(), upload()
+    assert first.status_code == again.status_code == 201
+    assert again.content == first.content and again["Idempotent-Replayed"] == "true"
+    assert Coupon.objects.filter(code="OWNCODE0001").count() == 1

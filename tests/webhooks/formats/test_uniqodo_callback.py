@@ -113,3 +113,17 @@ def test_it_refuses_a_method_other_than_get_or_post():
 def test_it_refuses_events_other_than_redemption():
     with pytest.raises(ValueError, match="cannot send coupon.issued"):
         UniqodoCallback().render(event(COUPON_ISSUED), url=URL, params={"code": "code"})
+
+
+@pytest.mark.django_db
+def test_a_stored_subscription_sends_its_parameters_in_the_order_configured():
+    from tests.webhooks.factories import SubscriptionFactory
+    from webhooks.models import Subscription
+
+    params = {"voucher_code": "code", "ref": "orderId", "z": "redeemedAt"}
+    SubscriptionFactory(format="uniqodo_callback", events=["coupon.redeemed"], params=params)
+    stored = Subscription.objects.get()
+
+    rendered = UniqodoCallback().render(uniqodo_redemption(), url=URL, params=stored.params)
+
+    assert [name for name, _ in parse_qsl(rendered.body.decode())] == ["voucher_code", "ref", "z"]
