@@ -6,6 +6,7 @@ import pytest
 
 from coupons import services
 from coupons.models import Coupon, ExpiryType, Member, Offer
+from coupons.selectors import Owner
 from tests import factories
 from tests.coupons.api.conftest import assert_error
 
@@ -106,8 +107,9 @@ def test_a_csv_expiry_at_the_start_of_the_calendar_is_a_row_error(api, offer):
     assert not Coupon.objects.exists()
 
 
-def test_a_member_created_without_an_id_never_takes_one_an_integrator_gave(api, db):
-    given = [services.member_create(id=n).id for n in (1, 2, 5)]
+def test_a_member_created_without_an_id_never_takes_one_an_integrator_gave(api, merchant):
+    owner = Owner(merchant_id=merchant.id)
+    given = [services.member_create(owner=owner, id=n).member_id for n in (1, 2, 5)]
     factories.MemberFactory()  # an id from the sequence, after the given ones
     created = [api.post("/api/v1/members/", {}, format="json") for _ in range(5)]
     assert [response.status_code for response in created] == [201] * 5
