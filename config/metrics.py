@@ -131,11 +131,7 @@ class DatabaseCollector:
 
 
 def _circuit_open(Subscription) -> int:
-    # The delivery engine's circuit breaker adds a state field; until then a failing streak is the signal.
-    field_names = {field.name for field in Subscription._meta.get_fields()}
-    if "circuit_state" in field_names:
-        return Subscription.objects.filter(active=True).exclude(circuit_state="closed").count()
-    return Subscription.objects.filter(active=True, failing_since__isnull=False).count()
+    return Subscription.objects.filter(active=True, circuit_opened_at__isnull=False).count()
 
 
 def broker_queue_lengths() -> dict[str, int]:

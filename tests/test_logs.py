@@ -10,7 +10,7 @@ from coupons import services
 from coupons.models import ApiKey
 from tests.conftest import LEAKS
 from tests.factories import CouponFactory
-from webhooks import tasks as webhook_tasks
+from webhooks.transport import deliveries_send_due
 
 pytestmark = pytest.mark.django_db
 
@@ -35,7 +35,7 @@ def test_a_key_a_secret_and_a_signed_delivery_leave_no_trace_in_debug_logs(offer
         )
         api.get("/api/v1/codes/UNKNOWN")  # a 404 logged by django.request with the request attached
         APIClient().get("/api/v1/offers/", HTTP_AUTHORIZATION="Bearer ck_wrongwrongwrongwrongwrong")
-        webhook_tasks.deliveries_send_task()
+        deliveries_send_due()
 
     (sent,) = httpserver.log
     signature = sent[0].headers["webhook-signature"]

@@ -107,6 +107,10 @@ class Listener:
             self._thread.start()
         return self
 
+    @property
+    def listening(self) -> bool:
+        return self._thread is not None
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:

@@ -6,7 +6,7 @@ ended so far, and only for deliveries that still exist, so a purge or a deleted 
 back the record of the others.
 """
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from config.metrics import deliveries_outcome_count
 from webhooks import retries
 from webhooks.client import HttpResult
 from webhooks.formats import Rendered
@@ -113,7 +114,14 @@ def results_record(sent: list[Sent], *, token, healthy: set[int] | None = None) 
         ]
         _deliveries_update(recorded.outcomes)
         _subscriptions_note(recorded, set() if healthy is None else healthy)
+    _outcomes_count(recorded.outcomes)
     return recorded
+
+
+def _outcomes_count(outcomes: list[Outcome]) -> None:
+    kinds = Counter("retrying" if o.status == Delivery.Status.PENDING else o.status for o in outcomes)
+    for kind, n in kinds.items():
+        deliveries_outcome_count(kind, n)
 
 
 def _attempt(sent: Sent) -> Attempt:

@@ -90,3 +90,32 @@ def test_link_local_addresses_are_refused_before_connecting(url):
 
     assert result.error.startswith("Refused:") and "link-local" in result.error
     assert result.duration_ms < 1000
+
+
+def test_a_server_that_accepts_tcp_and_never_finishes_tls_is_cut_at_the_whole_request_deadline():
+    # The connect timeout is longer than the deadline: only the deadline can end a stalled handshake.
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        started = time.monotonic()
+        result = post(f"https://127.0.0.1:{port}/hook", connect_timeout=5, total_timeout=0.6)
+        elapsed = time.monotonic() - started
+
+    assert 0.5 <= elapsed < 1.5
+    assert result.status_code is None and result.error == "Timed out: no complete answer within 0.6 s."
+
+
+def test_an_address_refused_by_the_guard_is_never_connected_to(settings):
+    settings.WEBHOOKS_ALLOW_PRIVATE_URLS = False
+
+    result = post("http://127.0.0.1:9/hook", connect_timeout=1, total_timeout=2)
+
+    assert result.status_code is None and result.error == "Refused: 127.0.0.1 is a loopback address."
+
+
+def test_a_name_resolving_to_a_refused_address_is_never_connected_to(settings):
+    settings.WEBHOOKS_ALLOW_PRIVATE_URLS = False
+
+    result = post("http://localhost:9/hook", connect_timeout=1, total_timeout=2)
+
+    assert result.status_code is None and result.error.startswith("Refused: ")
+    assert "loopback" in result.error

@@ -11,8 +11,8 @@ from django_q.tasks import async_task
 from config.logging import JsonFormatter, RequestIdFilter, TextFormatter
 from config.request_id import current_request_id, request_id_bound, task_bind, task_unbind
 from tests.webhooks.factories import SubscriptionFactory
-from webhooks import tasks as webhook_tasks
 from webhooks.models import Attempt, Event
+from webhooks.transport import deliveries_send_due
 
 from .conftest import assert_error
 
@@ -114,6 +114,6 @@ def test_a_redemption_event_and_the_attempts_it_caused_name_the_request(api, cou
         HTTP_X_REQUEST_ID="req-redeem",
     )  # fmt: skip
     assert response.status_code == 201
-    webhook_tasks.deliveries_send_task()
+    deliveries_send_due()
     attempt = Attempt.objects.select_related("delivery__event").get()
     assert attempt.delivery.event.request_id == "req-redeem"
