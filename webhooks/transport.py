@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Exists, Min, OuterRef, Q
 from django.utils import timezone
 
@@ -39,6 +39,7 @@ HANDOVER_WAIT = 5.0  # a successor waits this long for its predecessor to free a
 # Requests that ended are recorded together once this many have, or the first has waited this long.
 RECORD_BATCH = 256
 RECORD_DELAY = 0.02
+MIN_LOOK_GAP = 0.01  # the doorbell rings on every commit: look at most this often
 
 
 def claim_window() -> timedelta:
@@ -102,6 +103,7 @@ class Dispatch:
         self.slot: int | None = None
         self.attempts = 0
         self.next_look = 0.0
+        self.looked_at = 0.0
         self.renewed_at = time.monotonic()
         self.unrecorded: list[tuple[Held, HttpResult, float]] = []
         self.unrecorded_since = 0.0
@@ -120,13 +122,24 @@ class Dispatch:
         self.sender = sender
         try:
             while True:
-                self._collect()
-                if self._record_due():
-                    self._record()
-                if self.continuous and (time.monotonic() - started > self.run_seconds or not self._renew()):
-                    break
-                if not self._step() and not self.continuous:
-                    break
+                try:
+                    self._collect()
+                    if self._record_due():
+                        self._record()
+                    if self.continuous and (
+                        time.monotonic() - started > self.run_seconds or not self._renew()
+                    ):
+                        break
+                    if not self._step() and not self.continuous:
+                        break
+                except DatabaseError:
+                    if not self.continuous:
+                        raise
+                    # The database went away (a restart, a failover): start over on a new connection; the
+                    # requests in flight are recorded once it is back, or their claims lapse.
+                    logger.exception("The webhook dispatcher lost the database; trying again in a second.")
+                    connection.close()
+                    time.sleep(1)
                 self.wake.wait(self._sleep())
                 self.wake.clear()
         finally:
@@ -141,8 +154,10 @@ class Dispatch:
         now = self.clock()
         found = False
         busy = any(not lane.exhausted or lane.waiting for lane in self.lanes.values())
-        if self.rung or time.monotonic() >= self.next_look or not (busy or self.continuous):
-            self.rung = False
+        moment = time.monotonic()
+        rung = self.rung and moment - self.looked_at >= MIN_LOOK_GAP  # a burst of commits: one look
+        if rung or moment >= self.next_look or not (busy or self.continuous):
+            self.rung, self.looked_at = False, moment
             found = self._look(now)
             self.next_look = time.monotonic() + self._look_interval(now)
         self._claim(now)
@@ -153,6 +168,8 @@ class Dispatch:
     def _sleep(self) -> float:
         if self.unrecorded:
             return max(RECORD_DELAY - (time.monotonic() - self.unrecorded_since), 0.0)
+        if self.rung:
+            return max(MIN_LOOK_GAP - (time.monotonic() - self.looked_at), 0.0)
         if not self.continuous:
             return 0.05
         return max(min(self.next_look - time.monotonic(), LOOK_EVERY), 0.0)
