@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -213,7 +214,10 @@ class Sender:
 
 
 def send(request: Rendered, *, connect_timeout: float, total_timeout: float) -> HttpResult:
-    """Send one request from synchronous code, on a loop and session of its own."""
+    """Send one request from synchronous code, on a loop and session of its own.
+
+    The loop runs in a thread of its own, so this works even where the calling thread already runs a loop.
+    """
 
     async def once() -> HttpResult:
         async with session_create(1) as session:
@@ -221,4 +225,5 @@ def send(request: Rendered, *, connect_timeout: float, total_timeout: float) -> 
                 session, request, connect_timeout=connect_timeout, total_timeout=total_timeout
             )
 
-    return asyncio.run(once())
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhook-send-once") as pool:
+        return pool.submit(asyncio.run, once()).result()

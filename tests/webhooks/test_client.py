@@ -119,3 +119,14 @@ def test_a_name_resolving_to_a_refused_address_is_never_connected_to(settings):
 
     assert result.status_code is None and result.error.startswith("Refused: ")
     assert "loopback" in result.error
+
+
+def test_send_works_from_code_that_already_runs_an_event_loop(httpserver):
+    import asyncio
+
+    httpserver.expect_request("/hook").respond_with_data("ok")
+
+    async def caller():
+        return post(httpserver.url_for("/hook"), connect_timeout=1, total_timeout=2)
+
+    assert asyncio.run(caller()).status_code == 200
