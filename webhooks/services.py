@@ -64,7 +64,10 @@ def subscription_update(*, subscription: Subscription, **fields) -> Subscription
     changed = {name for name in fields if name != "offers"} | {"updated_at"}
     if fields.get("active") and not subscription.active:
         subscription.disabled_reason, subscription.disabled_at, subscription.failing_since = "", None, None
-        changed |= {"disabled_reason", "disabled_at", "failing_since"}
+        subscription.consecutive_failures, subscription.circuit_failed_probes = 0, 0
+        subscription.circuit_opened_at, subscription.circuit_probe_at = None, None
+        changed |= {"disabled_reason", "disabled_at", "failing_since", "consecutive_failures",
+                    "circuit_failed_probes", "circuit_opened_at", "circuit_probe_at"}  # fmt: skip
     # Only the fields changed are written, so a secret rotated meanwhile is not put back.
     return _subscription_save(subscription, fields, update_fields=changed)
 
@@ -224,6 +227,7 @@ def delivery_retry_now(*, delivery: Delivery, now: datetime | None = None) -> De
             claimed_until=None,
             claim_token=None,
         )
+        _probe_now(locked.subscription_id, now)
         doorbell.ring()
     delivery.refresh_from_db()
     return delivery
@@ -242,6 +246,7 @@ def delivery_replay(*, delivery: Delivery, now: datetime | None = None) -> Deliv
             created_at=now,
             manual=True,
         )
+        _probe_now(delivery.subscription_id, now)
         doorbell.ring()
     return replay
 
@@ -263,8 +268,16 @@ def deliveries_recover_failed_since(
             claim_token=None,
         )
         if count:
+            _probe_now(subscription.pk, now)
             doorbell.ring()
     return count
+
+
+def _probe_now(subscription_id: int, now: datetime) -> None:
+    """A person asked for a send: a paused subscription probes at once instead of at its next probe time."""
+    Subscription.objects.filter(pk=subscription_id, circuit_opened_at__isnull=False).update(
+        circuit_probe_at=now
+    )
 
 
 def _require_active(subscription: Subscription) -> None:

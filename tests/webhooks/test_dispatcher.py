@@ -231,3 +231,35 @@ def test_a_retention_shorter_than_the_retry_schedule_is_refused_at_start(setting
         ImproperlyConfigured, match="WEBHOOKS_RETENTION_DAYS=1 is shorter than the retry schedule"
     ):
         retries.retention_check()
+
+
+def test_retry_now_on_a_paused_subscription_probes_at_once(receiver, settings):
+    from webhooks.services import delivery_retry_now
+
+    settings.WEBHOOKS_CIRCUIT_FAILURES = 5
+    subscription = failing_subscription(receiver, deliveries=30)
+    deliveries_send_due(now=retries.clock())
+    tried = Attempt.objects.count()
+
+    delivery_retry_now(delivery=Delivery.objects.order_by("id").first())
+
+    assert deliveries_send_due() == 1  # the probe, though the next was minutes away
+    assert Attempt.objects.count() == tried + 1
+    subscription.refresh_from_db()
+    assert subscription.circuit_opened_at is not None  # it failed again: still paused
+
+
+def test_turning_a_subscription_back_on_closes_its_circuit(receiver, settings):
+    from webhooks.services import subscription_update
+
+    settings.WEBHOOKS_CIRCUIT_FAILURES = 5
+    subscription = failing_subscription(receiver, deliveries=10)
+    deliveries_send_due(now=retries.clock())
+    Subscription.objects.filter(pk=subscription.pk).update(active=False)
+
+    subscription_update(subscription=subscription, active=True)
+
+    subscription.refresh_from_db()
+    assert (subscription.circuit_opened_at, subscription.consecutive_failures, subscription.failing_since) == (
+        None, 0, None,
+    )  # fmt: skip
