@@ -11,9 +11,10 @@ import os
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -172,16 +173,33 @@ def describe(error: BaseException, *, connect_timeout: float, total_timeout: flo
     return f"Unexpected error: {type(error).__name__}: {error}"[:1000]
 
 
-class Sender:
-    """An event loop in a thread of its own, sending whatever is submitted and reporting each result.
+@dataclass
+class _Lane:
+    """One subscription's requests on the loop: those ready to go, and how many are in flight."""
 
-    `on_result(job, result)` is called in the loop's thread as each request ends: results are never
-    held back for a slower request.
+    cap: int
+    ready: deque = field(default_factory=deque)
+    in_flight: int = 0
+
+
+class Sender:
+    """An event loop in a thread of its own that sends requests lane by lane, each lane within its cap.
+
+    Requests are handed over per lane (a subscription); as one ends the next of its lane starts at once,
+    on the loop, without waiting for the thread that hands them over. `on_result(job, result)` is called
+    in the loop's thread as each request ends.
     """
 
-    def __init__(self, *, concurrency: int, on_result: Callable[[Any, HttpResult], None]) -> None:
+    def __init__(
+        self, *, concurrency: int, connect_timeout: float, total_timeout: float,
+        on_result: Callable[[Any, HttpResult], None],
+    ) -> None:  # fmt: skip
         self._on_result = on_result
         self._concurrency = concurrency
+        self._timeouts = {"connect_timeout": connect_timeout, "total_timeout": total_timeout}
+        self._lanes: dict[Any, _Lane] = {}
+        self._turns: deque = deque()  # lanes waiting for a free slot of the whole sender, in turn
+        self._in_flight = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="webhook-sender", daemon=True)
         self._thread.start()
@@ -190,21 +208,57 @@ class Sender:
     async def _open(self) -> aiohttp.ClientSession:
         return session_create(self._concurrency)
 
-    def submit(
-        self, jobs: list[tuple[Any, Rendered]], *, connect_timeout: float, total_timeout: float
-    ) -> None:
-        """Start sending these requests; one wake-up of the loop for all of them."""
-        self._loop.call_soon_threadsafe(self._start, jobs, connect_timeout, total_timeout)
+    def hand(self, batches: dict[Any, tuple[int, list[tuple[Any, Rendered]]]]) -> None:
+        """Queue requests: {lane: (its cap, [(job, request), ...])}; one wake-up of the loop for all."""
+        self._loop.call_soon_threadsafe(self._queue, batches)
 
-    def _start(self, jobs: list[tuple[Any, Rendered]], connect_timeout: float, total_timeout: float) -> None:
-        for job, request in jobs:
-            self._loop.create_task(self._send(job, request, connect_timeout, total_timeout))
+    def withdraw(self, lane: Any) -> list[Any]:
+        """Take back the lane's requests that have not started; returns their jobs."""
+        return asyncio.run_coroutine_threadsafe(self._withdraw(lane), self._loop).result(timeout=10)
 
-    async def _send(self, job: Any, request: Rendered, connect_timeout: float, total_timeout: float) -> None:
-        result = await send_async(
-            self._session, request, connect_timeout=connect_timeout, total_timeout=total_timeout
-        )
+    async def _withdraw(self, lane: Any) -> list[Any]:
+        state = self._lanes.get(lane)
+        if state is None:
+            return []
+        jobs = [job for job, _ in state.ready]
+        state.ready.clear()
+        return jobs
+
+    def _queue(self, batches: dict[Any, tuple[int, list[tuple[Any, Rendered]]]]) -> None:
+        for lane, (cap, requests) in batches.items():
+            state = self._lanes.setdefault(lane, _Lane(cap))
+            state.cap = cap
+            state.ready.extend(requests)
+            self._pump(lane)
+
+    def _pump(self, lane: Any) -> None:
+        state = self._lanes[lane]
+        while state.ready and state.in_flight < state.cap:
+            if self._in_flight >= self._concurrency:
+                if lane not in self._turns:
+                    self._turns.append(lane)
+                return
+            job, request = state.ready.popleft()
+            state.in_flight += 1
+            self._in_flight += 1
+            self._loop.create_task(self._send(lane, job, request))
+        if not state.ready and not state.in_flight:
+            del self._lanes[lane]
+
+    async def _send(self, lane: Any, job: Any, request: Rendered) -> None:
+        try:
+            result = await send_async(self._session, request, **self._timeouts)
+        finally:
+            self._lanes[lane].in_flight -= 1
+            self._in_flight -= 1
         self._on_result(job, result)
+        self._pump(lane)
+        for _ in range(len(self._turns)):  # a slot of the whole sender came free: the next lane in turn
+            if self._in_flight >= self._concurrency:
+                break
+            waiting = self._turns.popleft()
+            if waiting in self._lanes:
+                self._pump(waiting)
 
     def close(self) -> None:
         asyncio.run_coroutine_threadsafe(self._session.close(), self._loop).result(timeout=10)

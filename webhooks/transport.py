@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 CLAIM_AHEAD = 128
 LOOK_EVERY = 1.0  # seconds between looks for work when nothing rang (a lost NOTIFY, a retry due)
 LANE_IDLE_SECONDS = 5.0  # a lane with nothing to do keeps its subscription's lease this long
+HANDED_PER_CAP = 2  # a lane keeps this many rounds of its cap handed to the sender
 HANDOVER_WAIT = 5.0  # a successor waits this long for its predecessor to free a slot
 # Requests that ended are recorded together once this many have, or the first has waited this long.
 RECORD_BATCH = 256
@@ -74,7 +75,7 @@ class Lane:
 
     subscription_id: int
     waiting: deque[Held] = field(default_factory=deque)
-    in_flight: int = 0
+    handed: int = 0  # given to the sender: waiting there for a slot, or in flight
     exhausted: bool = False  # its last claim found less than it asked for
     paused: bool = False  # circuit open: only a probe goes out, once probe_at has come
     probe_at: datetime | None = None
@@ -96,7 +97,7 @@ class Dispatch:
         self.concurrency = max(settings.WEBHOOKS_SEND_CONCURRENCY, 1)
         self.lanes: dict[int, Lane] = {}
         self.turns: deque[int] = deque()  # lanes in the order they are served
-        self.in_flight: dict[int, Held] = {}
+        self.handed: dict[int, Held] = {}  # by delivery id
         self.ended: queue.SimpleQueue = queue.SimpleQueue()
         self.wake = threading.Event()
         self.rung = True  # look for work at once
@@ -117,7 +118,12 @@ class Dispatch:
     def run(self) -> int:
         """Dispatch until the run ends (continuous) or nothing is due (drain); returns attempts made."""
         started = time.monotonic()
-        sender = Sender(concurrency=self.concurrency, on_result=self._ended)
+        sender = Sender(
+            concurrency=self.concurrency,
+            connect_timeout=settings.WEBHOOKS_CONNECT_TIMEOUT,
+            total_timeout=settings.WEBHOOKS_TOTAL_TIMEOUT,
+            on_result=self._ended,
+        )
         listener = doorbell.Listener(self._ring).start() if self.continuous else None
         self.sender = sender
         try:
@@ -163,7 +169,7 @@ class Dispatch:
         self._claim(now)
         self._submit(now)
         self._lanes_retire()
-        return found or busy or bool(self.in_flight or self.unrecorded)
+        return found or busy or bool(self.handed or self.unrecorded)
 
     def _sleep(self) -> float:
         if self.unrecorded:
@@ -245,7 +251,7 @@ class Dispatch:
             if lane.paused:
                 # One probe at a time while the circuit is open, once it is due.
                 due = lane.probe_at is None or lane.probe_at <= now
-                wants[lane.subscription_id] = 1 if due and not (lane.in_flight or lane.waiting) else 0
+                wants[lane.subscription_id] = 1 if due and not (lane.handed or lane.waiting) else 0
             elif len(lane.waiting) < CLAIM_AHEAD // 8:
                 wants[lane.subscription_id] = CLAIM_AHEAD - len(lane.waiting)
         wants = {sid: n for sid, n in wants.items() if n > 0}
@@ -273,7 +279,7 @@ class Dispatch:
                 Subscription.objects.filter(id__in=list(self.lanes), dispatch_token=self.token).update(
                     dispatch_until=real_now + lease_window()
                 )
-            held = [h for lane in self.lanes.values() for h in lane.waiting] + list(self.in_flight.values())
+            held = [h for lane in self.lanes.values() for h in lane.waiting] + list(self.handed.values())
             held += [h for h, _, _ in self.unrecorded]
             if held:
                 until = self.clock() + claim_window()
@@ -290,51 +296,36 @@ class Dispatch:
     # --- sending -------------------------------------------------------------------------------------
 
     def _submit(self, now: datetime) -> None:
-        """Send from the lanes in turn, each up to its cap, until the dispatcher's concurrency is used."""
+        """Hand each lane's waiting deliveries, rendered and signed, to the sender: a lane keeps up to twice
+        its cap handed over, so the sender starts the next the moment one ends."""
         deadline = timedelta(seconds=settings.WEBHOOKS_TOTAL_TIMEOUT + 1)
-        self.outgoing: list[tuple[Held, Rendered]] = []
-        try:
-            self._fill(now, deadline)
-        finally:
-            if self.outgoing:
-                self.sender.submit(
-                    self.outgoing,
-                    connect_timeout=settings.WEBHOOKS_CONNECT_TIMEOUT,
-                    total_timeout=settings.WEBHOOKS_TOTAL_TIMEOUT,
-                )
-
-    def _fill(self, now: datetime, deadline: timedelta) -> None:
-        progress = True
-        while progress and len(self.in_flight) < self.concurrency:
-            progress = False
-            for _ in range(len(self.turns)):
-                lane = self.lanes[self.turns[0]]
-                self.turns.rotate(-1)
-                if not lane.waiting or lane.in_flight >= (1 if lane.paused else self.cap):
-                    continue
+        batches: dict[int, tuple[int, list[tuple[Held, Rendered]]]] = {}
+        for subscription_id in list(self.turns):
+            lane = self.lanes[subscription_id]
+            cap = 1 if lane.paused else self.cap
+            while lane.waiting and lane.handed < HANDED_PER_CAP * cap:
                 held = lane.waiting.popleft()
                 if held.claimed_until - now < deadline:
                     continue  # the claim would not outlive the request: let it lapse and be claimed again
-                self._send(lane, held)
-                progress = True
-                if len(self.in_flight) >= self.concurrency:
-                    return
+                lane.handed += 1
+                self.handed[held.delivery.id] = held
+                request = self._render(held)
+                if request is not None:
+                    batches.setdefault(subscription_id, (cap, []))[1].append((held, request))
+        if batches:
+            self.sender.hand(batches)
 
-    def _send(self, lane: Lane, held: Held) -> None:
-        lane.in_flight += 1
-        self.in_flight[held.delivery.id] = held
+    def _render(self, held: Held) -> Rendered | None:
         try:
-            request = delivery_request(held.delivery, sent_at=datetime.now(UTC))
+            held.request = delivery_request(held.delivery, sent_at=datetime.now(UTC))
         except Exception as error:  # noqa: BLE001 - one bad delivery must not stop the others
             logger.warning("Webhook delivery %s could not be rendered: %s", held.delivery.id, error)
             moment = time.monotonic()
-            problem = HttpResult(
-                started=moment, finished=moment, error=f"Could not build the request: {error}"
+            self._ended(
+                held,
+                HttpResult(started=moment, finished=moment, error=f"Could not build the request: {error}"),
             )
-            self._ended(held, problem)
-            return
-        held.request = request
-        self.outgoing.append((held, request))
+        return held.request
 
     # --- recording -----------------------------------------------------------------------------------
 
@@ -345,8 +336,8 @@ class Dispatch:
                 held, result = self.ended.get_nowait()
             except queue.Empty:
                 return
-            self.in_flight.pop(held.delivery.id, None)
-            self.lanes[held.delivery.subscription_id].in_flight -= 1
+            self.handed.pop(held.delivery.id, None)
+            self.lanes[held.delivery.subscription_id].handed -= 1
             if not self.unrecorded:
                 self.unrecorded_since = time.monotonic()
             self.unrecorded.append((held, result, time.monotonic()))
@@ -356,7 +347,7 @@ class Dispatch:
         return bool(self.unrecorded) and (
             len(self.unrecorded) >= RECORD_BATCH
             or time.monotonic() - self.unrecorded_since >= RECORD_DELAY
-            or not (self.in_flight or any(lane.waiting for lane in self.lanes.values()))
+            or not (self.handed or any(lane.waiting for lane in self.lanes.values()))
         )
 
     def _record(self) -> None:
@@ -395,9 +386,17 @@ class Dispatch:
         if lane is None:
             return
         lane.paused, lane.probe_at = probe_at is not None, probe_at
-        self._claims_release([h.delivery.id for h in lane.waiting])
-        lane.waiting.clear()
+        self._lane_unsent_release(lane)
         lane.exhausted = True
+
+    def _lane_unsent_release(self, lane: Lane) -> None:
+        """Give back the claims of a lane's deliveries not sent yet: waiting here, or not started by the sender."""
+        withdrawn = self.sender.withdraw(lane.subscription_id)
+        for held in withdrawn:
+            self.handed.pop(held.delivery.id, None)
+        lane.handed -= len(withdrawn)
+        self._claims_release([h.delivery.id for h in [*lane.waiting, *withdrawn]])
+        lane.waiting.clear()
 
     # --- letting go ----------------------------------------------------------------------------------
 
@@ -407,7 +406,7 @@ class Dispatch:
         idle_for = LANE_IDLE_SECONDS if self.continuous else 0.0
         done = []
         for lane in self.lanes.values():
-            if lane.waiting or lane.in_flight or not lane.exhausted:
+            if lane.waiting or lane.handed or not lane.exhausted:
                 lane.idle_since = None
                 continue
             lane.idle_since = lane.idle_since or moment
@@ -434,18 +433,17 @@ class Dispatch:
         """End the run: unsent claims and idle lanes go back at once, the slot goes to the successor, and the
         requests in flight are waited for (each within its deadline) and recorded."""
         try:
-            self._claims_release([h.delivery.id for lane in self.lanes.values() for h in lane.waiting])
             for lane in self.lanes.values():
-                lane.waiting.clear()
+                self._lane_unsent_release(lane)
                 lane.exhausted = True
-            self._leases_release([sid for sid, lane in self.lanes.items() if not lane.in_flight])
+            self._leases_release([sid for sid, lane in self.lanes.items() if not lane.handed])
             if self.slot is not None:
                 Dispatcher.objects.filter(slot=self.slot, token=self.token).update(
                     token=None, lease_until=None
                 )
                 self._successor_request()
             give_up = time.monotonic() + settings.WEBHOOKS_TOTAL_TIMEOUT + 5
-            while self.in_flight and time.monotonic() < give_up:
+            while self.handed and time.monotonic() < give_up:
                 self.wake.wait(0.2)
                 self.wake.clear()
                 self._collect()
