@@ -9,6 +9,7 @@ back the record of the others.
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from django.conf import settings
 from django.db import transaction
@@ -133,13 +134,16 @@ def _attempt(sent: Sent) -> Attempt:
         due_at=delivery.next_attempt_at,
         trigger=Attempt.Trigger.MANUAL if delivery.manual else Attempt.Trigger.SCHEDULED,
         request_method=request.method if request else delivery.subscription.http_method,
-        request_url=url_redacted(request.url if request else delivery.subscription.url),
+        request_url=_url_logged(request.url if request else delivery.subscription.url),
         request_body=request.body.decode(errors="replace") if request else "",
         status_code=result.status_code,
         duration_ms=result.duration_ms,
         response_excerpt=result.excerpt,
         error=sent.problem or result.error or ("" if result.succeeded else http_error(result)),
     )
+
+
+_url_logged = lru_cache(maxsize=1024)(url_redacted)  # each subscription's URL, masked once
 
 
 def _deliveries_update(outcomes: list[Outcome]) -> None:
