@@ -6,7 +6,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
 from coupons.errors import ApplicationError, not_found
-from coupons.models import Coupon, CouponStatus, MemberProfile, Merchant, Offer, Redemption
+from coupons.models import ApiKey, Coupon, CouponStatus, MemberProfile, Merchant, Offer, Redemption
 from coupons.prepared import PreparedLookup
 
 
@@ -112,6 +112,18 @@ def redemptions_visible_to(owner: Owner) -> QuerySet[Redemption]:
     if owner.merchant_id is None and owner.distributor_id is not None:
         redemptions = redemptions.filter(distributor_id=owner.distributor_id)
     return redemptions
+
+
+def api_keys_of(owner: Owner) -> QuerySet[ApiKey]:
+    """The keys of exactly this owner: a merchant's keys are not its distributors' nor theirs its."""
+    return ApiKey.objects.filter(merchant_id=owner.merchant_id, distributor_id=owner.distributor_id)
+
+
+def api_key_get(*, owner: Owner, key_id) -> ApiKey:
+    key = api_keys_of(owner).filter(pk=key_id).first()
+    if key is None:
+        raise not_found("API key")
+    return key
 
 
 def member_profiles_of(owner: Owner) -> QuerySet[MemberProfile]:

@@ -10,6 +10,7 @@ from rest_framework.exceptions import ErrorDetail, ValidationError
 from rest_framework.settings import api_settings
 
 from coupons.models import (
+    ApiKey,
     ApplicableOn,
     Coupon,
     CouponStatus,
@@ -431,3 +432,44 @@ class JobSerializer(OutputSerializer):
     def get_rows(self, job: Job) -> list:
         """The rejected rows of a failed import: [{row, code, reason, message}]."""
         return job.params.get("errors", []) if isinstance(job.params, dict) else []
+
+
+# --- API keys --------------------------------------------------------------------------------
+
+
+class ApiKeySerializer(OutputSerializer):
+    """A key as listed: its prefix identifies it; the key itself is never shown again."""
+
+    merchant_id = serializers.IntegerField(read_only=True, allow_null=True)
+    distributor_id = serializers.IntegerField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = ApiKey
+        fields = ["id", "name", "prefix", "scopes", "merchant_id", "distributor_id", "created_at", "last_used_at",
+                  "expires_at", "revoked_at"]  # fmt: skip
+        read_only_fields = fields
+
+
+class ApiKeyCreatedSerializer(ApiKeySerializer):
+    key = serializers.CharField(
+        required=False, help_text="The full key: shown in this answer only (not in an idempotent replay)."
+    )
+
+    class Meta(ApiKeySerializer.Meta):
+        fields = [*ApiKeySerializer.Meta.fields, "key"]
+        read_only_fields = fields
+
+
+class ApiKeyInSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    scopes = serializers.ListField(
+        child=serializers.ChoiceField(choices=ApiKey.SCOPES),
+        min_length=1,
+        max_length=len(ApiKey.SCOPES),
+        help_text="Only scopes the key making it holds itself.",
+    )
+    expires_at = IsoDateTimeField(
+        required=False,
+        allow_null=True,
+        help_text="From then on the key answers 401. Defaults to the making key's own expiry, if it has one.",
+    )

@@ -38,4 +38,7 @@ urlpatterns = [
         name="member-redemptions",
     ),
     path("jobs/<int:job_id>/", views.JobApi.as_view(), name="job"),
+    path("keys/", views.ApiKeysApi.as_view(), name="api-keys"),
+    path("keys/<int:key_id>/", views.ApiKeyApi.as_view(), name="api-key"),
+    path("keys/<int:key_id>/revoke", views.ApiKeyRevokeApi.as_view(), name="api-key-revoke"),
 ]

@@ -18,7 +18,7 @@ from coupons.api.parsers import CsvBodyParser, JsonOnlyNegotiation
 from coupons.api.schema import error_response
 from coupons.api.throttling import others_codes_count_once, others_codes_guard, unknown_code_guard
 from coupons.errors import ApplicationError, invalid, not_found
-from coupons.models import Coupon, CouponStatus, Job, Merchant, Redemption, Site
+from coupons.models import ApiKey, Coupon, CouponStatus, Job, Merchant, Redemption, Site
 
 READ = ("read", "offers")
 LOOKUP = ("read", "validate", "redeem")
@@ -510,3 +510,58 @@ class JobApi(ApiView):
         others_codes = job.params.get("others_codes", 0) if isinstance(job.params, dict) else 0
         others_codes_count_once(request, counted_as=f"job:{job.pk}", misses=others_codes)
         return Response(s.JobSerializer(job).data)
+
+
+# --- API keys --------------------------------------------------------------------------------
+
+
+class ApiKeysApi(ApiView):
+    required_scope = "keys"
+    secret_fields = ("key",)
+
+    @extend_schema(summary="List the owner's API keys", responses={200: s.ApiKeySerializer(many=True)})
+    def get(self, request):
+        keys = selectors.api_keys_of(self.owner).order_by("-id")
+        return _paginated(self, keys, s.ApiKeySerializer)
+
+    @extend_schema(
+        summary="Create an API key",
+        description="For the key's own owner, with scopes the key holds itself. The answer carries the full key "
+        "(`key`); it is never shown again.",
+        request=s.ApiKeyInSerializer,
+        responses={201: s.ApiKeyCreatedSerializer},
+    )
+    def post(self, request):
+        fields = _valid(s.ApiKeyInSerializer, request.data)
+        key, token = services.api_key_create_with(acting=request.auth, **fields)
+        audit_record(api_key=request.auth, action="api_key.create", obj=key, changes=fields)
+        return Response({**s.ApiKeyCreatedSerializer(key).data, "key": token}, status=status.HTTP_201_CREATED)
+
+
+def _api_key_answer(key: ApiKey) -> Response:
+    return Response(s.ApiKeySerializer(key).data)
+
+
+class ApiKeyApi(ApiView):
+    required_scope = "keys"
+
+    @extend_schema(summary="Get an API key", responses={200: s.ApiKeySerializer})
+    def get(self, request, key_id: int):
+        return _api_key_answer(selectors.api_key_get(owner=self.owner, key_id=key_id))
+
+
+class ApiKeyRevokeApi(ApiView):
+    required_scope = "keys"
+
+    @extend_schema(
+        summary="Revoke an API key",
+        description="Refused everywhere within API_KEY_CACHE_SECONDS (at once by the process answering). "
+        "Revoking a revoked key changes nothing.",
+        request=None,
+        responses={200: s.ApiKeySerializer},
+    )
+    def post(self, request, key_id: int):
+        key = selectors.api_key_get(owner=self.owner, key_id=key_id)
+        if services.api_key_revoke(key=key, acting=request.auth):
+            audit_record(api_key=request.auth, action="api_key.revoke", obj=key)
+        return _api_key_answer(key)
