@@ -1,4 +1,4 @@
-"""Webhook API (scope `webhooks`): an owner's subscriptions, its deliveries with their attempts, manual retries."""
+"""Webhook API (scope `webhooks`): an owner's subscriptions, its deliveries with their attempts, retries and replays."""
 
 from django.db.models import Prefetch, QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_field
@@ -7,7 +7,8 @@ from rest_framework.response import Response
 
 from audit.services import audit_record
 from coupons.api.base import ApiView
-from coupons.api.serializers import INT32_MAX, OutputSerializer
+from coupons.api.serializers import INT32_MAX, IsoDateTimeField, OutputSerializer
+from coupons.calendar import EARLIEST, LATEST, in_calendar
 from coupons.models import Distributor, Merchant
 from webhooks import selectors, services
 from webhooks.formats import EVENT_TYPES, FORMAT_CHOICES
@@ -24,12 +25,14 @@ SCOPE = "webhooks"
 class StrictSerializer(serializers.Serializer):
     """Refuses keys it does not know, so a misspelt field is an error rather than silently ignored."""
 
+    def read_only_names(self) -> set[str]:
+        """Fields the answer shows but a request may not set: named `read_only` rather than `unknown`."""
+        return set()
+
     def to_internal_value(self, data):
         if isinstance(data, dict):
             unknown = sorted(set(data) - set(self.fields))
-            read_only = [
-                name for name in unknown if name in SubscriptionSerializer.Meta.fields or name == "secret"
-            ]
+            read_only = [name for name in unknown if name in self.read_only_names()]
             if unknown:
                 raise serializers.ValidationError(
                     {name: ["read_only" if name in read_only else "unknown"] for name in unknown}
@@ -51,6 +54,9 @@ class SubscriptionInSerializer(StrictSerializer):
         child=serializers.IntegerField(min_value=1, max_value=INT32_MAX), max_length=1000, required=False
     )
     active = serializers.BooleanField(required=False)
+
+    def read_only_names(self) -> set[str]:
+        return {*SubscriptionSerializer.Meta.fields, "secret"}
 
     def validate_http_method(self, value: str) -> str:
         return value.upper()
@@ -138,6 +144,29 @@ class DeliverySerializer(OutputSerializer):
                   "next_attempt_at", "last_status_code", "last_error", "created_at", "delivered_at", "attempts"]  # fmt: skip
 
 
+class TestEventInSerializer(StrictSerializer):
+    event_type = serializers.ChoiceField(
+        choices=list(EVENT_TYPES),
+        required=False,
+        help_text="One event the subscription receives; by default the first of them.",
+    )
+
+
+class RecoverInSerializer(StrictSerializer):
+    since = IsoDateTimeField(help_text="Failed deliveries created from then on are sent again.")
+
+    def validate_since(self, value):
+        if not in_calendar(value):
+            raise serializers.ValidationError(f"Dates are between {EARLIEST.year} and {LATEST.year}.")
+        return value
+
+
+class RecoveredSerializer(serializers.Serializer):
+    subscription_id = serializers.IntegerField()
+    since = IsoDateTimeField()
+    recovered = serializers.IntegerField(help_text="How many failed deliveries will be sent again.")
+
+
 class DeliveryFilterSerializer(serializers.Serializer):
     subscription = serializers.IntegerField(min_value=1, max_value=INT32_MAX, required=False)
     status = serializers.ChoiceField(choices=Delivery.Status.choices, required=False)
@@ -166,6 +195,11 @@ def _delivery_answer(delivery: Delivery, status_code: int = status.HTTP_200_OK) 
     return Response(
         DeliverySerializer(_deliveries(Delivery.objects).get(pk=delivery.pk)).data, status=status_code
     )
+
+
+def _body_or_empty(request):
+    # An action whose body is optional: no body (or an empty one) reads as {}.
+    return request.data if request.data not in (None, b"", "") else {}
 
 
 def _url_given(request):
@@ -265,13 +299,37 @@ class SubscriptionRotateSecretApi(SubscriptionView):
 class SubscriptionTestApi(SubscriptionView):
     @extend_schema(
         summary="Send a test event",
-        description='A sample of the first event the subscription receives, marked `"test": true`.',
-        request=None,
+        description='A sample of an event the subscription receives (by default the first), marked `"test": true`. '
+        "A disabled subscription answers 409 `subscription_disabled`.",
+        request=TestEventInSerializer,
         responses={202: DeliverySerializer},
     )
     def post(self, request, subscription_id: int):
-        delivery = services.subscription_send_test_event(subscription=self.subscription(subscription_id))
+        subscription = self.subscription(subscription_id)
+        fields = _valid(TestEventInSerializer, _body_or_empty(request))
+        delivery = services.subscription_send_test_event(subscription=subscription, **fields)
+        audit_record(api_key=request.auth, action="subscription.test_event", obj=subscription,
+                     changes={"event_type": delivery.event.type, "delivery_id": delivery.id})  # fmt: skip
         return _delivery_answer(delivery, status.HTTP_202_ACCEPTED)
+
+
+class SubscriptionRecoverApi(SubscriptionView):
+    @extend_schema(
+        summary="Send again every failed delivery since a time",
+        description='As the admin\'s "Recover failed deliveries since …": each failed delivery of the subscription '
+        "created at or after `since` goes back to pending and is sent at once (attempts recorded as manual). "
+        "A disabled subscription answers 409 `subscription_disabled`.",
+        request=RecoverInSerializer,
+        responses={202: RecoveredSerializer},
+    )
+    def post(self, request, subscription_id: int):
+        subscription = self.subscription(subscription_id)
+        since = _valid(RecoverInSerializer, request.data)["since"]
+        count = services.deliveries_recover_failed_since(subscription=subscription, since=since)
+        audit_record(api_key=request.auth, action="subscription.recover_failed", obj=subscription,
+                     changes={"since": since, "recovered": count})  # fmt: skip
+        body = {"subscription_id": subscription.id, "since": since, "recovered": count}
+        return Response(RecoveredSerializer(body).data, status=status.HTTP_202_ACCEPTED)
 
 
 # --- deliveries ------------------------------------------------------------------------------------
@@ -317,4 +375,26 @@ class DeliveryRetryApi(ApiView):
     )
     def post(self, request, delivery_id: int):
         delivery = selectors.delivery_get(owner=self.owner, delivery_id=delivery_id)
-        return _delivery_answer(services.delivery_retry_now(delivery=delivery), status.HTTP_202_ACCEPTED)
+        delivery = services.delivery_retry_now(delivery=delivery)
+        audit_record(api_key=request.auth, action="delivery.retry", obj=delivery)
+        return _delivery_answer(delivery, status.HTTP_202_ACCEPTED)
+
+
+class DeliveryReplayApi(ApiView):
+    required_scope = SCOPE
+
+    @extend_schema(
+        summary="Replay a delivery",
+        description='As the admin\'s "Replay": the same message is sent again to the same subscription as a new '
+        "delivery (answered here), with the same `webhook-id`, whatever the first delivery's status. A disabled "
+        "subscription answers 409 `subscription_disabled`.",
+        request=None,
+        responses={202: DeliverySerializer},
+    )
+    def post(self, request, delivery_id: int):
+        delivery = selectors.delivery_get(owner=self.owner, delivery_id=delivery_id)
+        replay = services.delivery_replay(delivery=delivery)
+        audit_record(
+            api_key=request.auth, action="delivery.replay", obj=delivery, changes={"replay_id": replay.id}
+        )
+        return _delivery_answer(replay, status.HTTP_202_ACCEPTED)
