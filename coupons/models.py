@@ -466,7 +466,11 @@ class Redemption(models.Model):
                 condition=Q(discount_amount__gte=0), name="redemption_discount_not_negative"
             ),
         ]
-        indexes = [models.Index(fields=["member", "coupon"], name="redemption_member_coupon_idx")]
+        indexes = [
+            models.Index(fields=["member", "coupon"], name="redemption_member_coupon_idx"),
+            # Reconciliation looks redemptions up by the integrator's order id (GET /redemptions/?order_id=).
+            models.Index(fields=["order_id"], name="redemption_order_id_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.coupon_id} / {self.order_id}"

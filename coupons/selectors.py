@@ -1,6 +1,7 @@
 """Reads that span relations: what an owner may see, code look-ups, offer statistics."""
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
@@ -111,6 +112,27 @@ def redemptions_visible_to(owner: Owner) -> QuerySet[Redemption]:
     redemptions = Redemption.objects.filter(coupon__offer__in=offers_visible_to(owner))
     if owner.merchant_id is None and owner.distributor_id is not None:
         redemptions = redemptions.filter(distributor_id=owner.distributor_id)
+    return redemptions
+
+
+def redemptions_find(
+    *,
+    owner: Owner,
+    order_id: str | None = None,
+    code: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet[Redemption]:
+    """The owner's redemptions of an order, of a code and/or redeemed in [since, until), for reconciliation."""
+    redemptions = redemptions_visible_to(owner)
+    if order_id is not None:
+        redemptions = redemptions.filter(order_id=order_id)
+    if code is not None:
+        redemptions = redemptions.filter(coupon__code=code)
+    if since is not None:
+        redemptions = redemptions.filter(redeemed_at__gte=since)
+    if until is not None:
+        redemptions = redemptions.filter(redeemed_at__lt=until)
     return redemptions
 
 

@@ -7,8 +7,7 @@ from rest_framework.response import Response
 
 from audit.services import audit_record
 from coupons.api.base import ApiView
-from coupons.api.serializers import INT32_MAX, IsoDateTimeField, OutputSerializer
-from coupons.calendar import EARLIEST, LATEST, in_calendar
+from coupons.api.serializers import INT32_MAX, CalendarDateTimeField, IsoDateTimeField, OutputSerializer
 from coupons.models import Distributor, Merchant
 from webhooks import selectors, services
 from webhooks.formats import EVENT_TYPES, FORMAT_CHOICES
@@ -153,12 +152,7 @@ class TestEventInSerializer(StrictSerializer):
 
 
 class RecoverInSerializer(StrictSerializer):
-    since = IsoDateTimeField(help_text="Failed deliveries created from then on are sent again.")
-
-    def validate_since(self, value):
-        if not in_calendar(value):
-            raise serializers.ValidationError(f"Dates are between {EARLIEST.year} and {LATEST.year}.")
-        return value
+    since = CalendarDateTimeField(help_text="Failed deliveries created from then on are sent again.")
 
 
 class RecoveredSerializer(serializers.Serializer):

@@ -3,6 +3,7 @@
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from rest_framework.pagination import CursorPagination
 
 from coupons.api import dryrun, idempotency
 from coupons.api.serializers import ErrorSerializer
@@ -48,6 +49,12 @@ class ApiAutoSchema(AutoSchema):
                     )  # fmt: skip
                 )
         return parameters
+
+    def get_paginated_name(self, serializer_name: str) -> str:
+        # A list paged by cursor answers another shape (no count) than one paged by number: two components.
+        if isinstance(self._get_paginator(), CursorPagination):
+            return f"{serializer_name}CursorPage"
+        return super().get_paginated_name(serializer_name)
 
     def _get_response_bodies(self, direction="response"):
         # Hooked here rather than in get_response_serializers, which @extend_schema(responses=...) replaces.

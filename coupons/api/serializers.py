@@ -9,6 +9,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail, ValidationError
 from rest_framework.settings import api_settings
 
+from coupons.calendar import EARLIEST, LATEST, in_calendar
 from coupons.models import (
     ApiKey,
     ApplicableOn,
@@ -317,6 +318,30 @@ class CouponFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=CouponStatus.choices, required=False)
     member = serializers.IntegerField(min_value=1, max_value=INT63_MAX, required=False)
     job = serializers.IntegerField(min_value=1, max_value=INT63_MAX, required=False)
+
+
+class CalendarDateTimeField(IsoDateTimeField):
+    """A moment every zone can render (years 2 to 9998), as the platform stores them."""
+
+    def to_internal_value(self, value):
+        moment = super().to_internal_value(value)
+        if not in_calendar(moment):
+            raise serializers.ValidationError(f"Dates are between {EARLIEST.year} and {LATEST.year}.")
+        return moment
+
+
+class RedemptionFilterSerializer(serializers.Serializer):
+    order_id = serializers.CharField(
+        max_length=200, required=False, help_text="Only this order's redemptions."
+    )
+    code = serializers.CharField(max_length=64, required=False, help_text="Only this code's redemptions.")
+    since = CalendarDateTimeField(required=False, help_text="Redeemed at or after this moment.")
+    until = CalendarDateTimeField(required=False, help_text="Redeemed before this moment.")
+
+    def validate(self, data):
+        if "since" in data and "until" in data and data["until"] <= data["since"]:
+            raise serializers.ValidationError({"until": ["until is after since."]})
+        return data
 
 
 # --- validate and redeem ---------------------------------------------------------------------

@@ -23,6 +23,7 @@ urlpatterns = [
     path(
         "customer_engagement/coupon", views.CustomerEngagementCouponApi.as_view(), name="customer-engagement"
     ),
+    path("redemptions/", views.RedemptionsApi.as_view(), name="redemptions"),
     path("redemptions/<int:redemption_id>/", views.RedemptionApi.as_view(), name="redemption"),
     path(
         "redemptions/<int:redemption_id>/rollback",

@@ -14,6 +14,7 @@ from audit.services import audit_record
 from coupons import csv_io, jobs, selectors, services
 from coupons.api import serializers as s
 from coupons.api.base import ApiView
+from coupons.api.pagination import IdCursorPagination
 from coupons.api.parsers import CsvBodyParser, JsonOnlyNegotiation
 from coupons.api.schema import error_response
 from coupons.api.throttling import others_codes_count_once, others_codes_guard, unknown_code_guard
@@ -409,6 +410,23 @@ def _redemption_get(owner: selectors.Owner, redemption_id: int) -> Redemption:
     if redemption is None:
         raise not_found("Redemption")
     return redemption
+
+
+class RedemptionsApi(ApiView):
+    required_scope = "read"
+    pagination_class = IdCursorPagination
+
+    @extend_schema(
+        summary="Find redemptions (reconciliation)",
+        description="The key's redemptions, newest first, filtered by order, code and time (`since` inclusive, "
+        "`until` exclusive); rolled-back ones included, with `rolled_back_at`. Paged by `cursor`: follow `next`.",
+        parameters=[s.RedemptionFilterSerializer],
+        responses={200: s.RedemptionSerializer(many=True)},
+    )
+    def get(self, request):
+        filters = _valid(s.RedemptionFilterSerializer, request.query_params)
+        redemptions = selectors.redemptions_find(owner=self.owner, **filters)
+        return _paginated(self, _redemptions(redemptions), s.RedemptionSerializer)
 
 
 class RedemptionApi(ApiView):
