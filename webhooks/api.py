@@ -7,6 +7,7 @@ from rest_framework.response import Response
 
 from audit.services import audit_record
 from coupons.api.base import ApiView
+from coupons.api.pagination import CursorOrPagePagination, IdCursorPagination
 from coupons.api.serializers import INT32_MAX, CalendarDateTimeField, IsoDateTimeField, OutputSerializer
 from coupons.models import Distributor, Merchant
 from webhooks import selectors, services
@@ -131,6 +132,14 @@ class AttemptSerializer(OutputSerializer):
                   "response_excerpt", "error"]  # fmt: skip
 
 
+class AttemptListedSerializer(AttemptSerializer):
+    delivery_id = serializers.IntegerField(read_only=True)
+    subscription_id = serializers.IntegerField(source="delivery.subscription_id", read_only=True)
+
+    class Meta(AttemptSerializer.Meta):
+        fields = ["id", "delivery_id", "subscription_id", *AttemptSerializer.Meta.fields[1:]]
+
+
 class DeliverySerializer(OutputSerializer):
     event_id = serializers.UUIDField(source="event.uuid")
     event_type = serializers.CharField(source="event.type")
@@ -165,6 +174,11 @@ class DeliveryFilterSerializer(serializers.Serializer):
     subscription = serializers.IntegerField(min_value=1, max_value=INT32_MAX, required=False)
     status = serializers.ChoiceField(choices=Delivery.Status.choices, required=False)
     event_type = serializers.ChoiceField(choices=list(EVENT_TYPES), required=False)
+
+
+class AttemptFilterSerializer(serializers.Serializer):
+    subscription = serializers.IntegerField(min_value=1, max_value=INT32_MAX, required=False)
+    delivery = serializers.IntegerField(min_value=1, max_value=2**63 - 1, required=False)
 
 
 def _valid(serializer_class, data, **kwargs) -> dict:
@@ -331,6 +345,7 @@ class SubscriptionRecoverApi(SubscriptionView):
 
 class DeliveriesApi(ApiView):
     required_scope = SCOPE
+    pagination_class = CursorOrPagePagination
 
     @extend_schema(
         summary="List webhook deliveries with their attempts",
@@ -348,6 +363,27 @@ class DeliveriesApi(ApiView):
             deliveries = deliveries.filter(event__type=filters["event_type"])
         page = self.paginate_queryset(_deliveries(deliveries).order_by("-id"))
         return self.get_paginated_response(DeliverySerializer(page, many=True).data)
+
+
+class AttemptsApi(ApiView):
+    required_scope = SCOPE
+    pagination_class = IdCursorPagination
+
+    @extend_schema(
+        summary="List webhook attempts, newest first",
+        description="Every HTTP try of the key's deliveries, paged by `cursor`: follow `next`.",
+        parameters=[AttemptFilterSerializer],
+        responses={200: AttemptListedSerializer(many=True)},
+    )
+    def get(self, request):
+        filters = _valid(AttemptFilterSerializer, request.query_params)
+        attempts = selectors.attempts_of(self.owner).select_related("delivery")
+        if "subscription" in filters:
+            attempts = attempts.filter(delivery__subscription_id=filters["subscription"])
+        if "delivery" in filters:
+            attempts = attempts.filter(delivery_id=filters["delivery"])
+        page = self.paginate_queryset(attempts)
+        return self.get_paginated_response(AttemptListedSerializer(page, many=True).data)
 
 
 class DeliveryApi(ApiView):

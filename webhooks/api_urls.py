@@ -23,6 +23,7 @@ urlpatterns = [
         name="webhook-subscription-recover",
     ),
     path("deliveries/", api.DeliveriesApi.as_view(), name="webhook-deliveries"),
+    path("attempts/", api.AttemptsApi.as_view(), name="webhook-attempts"),
     path("deliveries/<int:delivery_id>/", api.DeliveryApi.as_view(), name="webhook-delivery"),
     path("deliveries/<int:delivery_id>/retry", api.DeliveryRetryApi.as_view(), name="webhook-delivery-retry"),
     path(

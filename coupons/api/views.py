@@ -14,7 +14,7 @@ from audit.services import audit_record
 from coupons import csv_io, jobs, selectors, services
 from coupons.api import serializers as s
 from coupons.api.base import ApiView
-from coupons.api.pagination import IdCursorPagination
+from coupons.api.pagination import CursorOrPagePagination, IdCursorPagination
 from coupons.api.parsers import CsvBodyParser, JsonOnlyNegotiation
 from coupons.api.schema import error_response
 from coupons.api.throttling import others_codes_count_once, others_codes_guard, unknown_code_guard
@@ -131,6 +131,8 @@ class OfferStatsApi(ApiView):
 
 class OfferCouponsApi(ApiView):
     required_scope = {"GET": READ, "POST": "offers"}
+    pagination_class = CursorOrPagePagination
+    cursor_ordering = "id"
 
     @extend_schema(
         summary="List an offer's codes",
@@ -491,6 +493,8 @@ class MemberApi(ApiView):
 
 class MemberCouponsApi(ApiView):
     required_scope = "read"
+    pagination_class = CursorOrPagePagination
+    cursor_ordering = "id"
 
     @extend_schema(
         summary="A member's codes (of the key's offers)", responses={200: s.CouponSerializer(many=True)}
@@ -503,6 +507,7 @@ class MemberCouponsApi(ApiView):
 
 class MemberRedemptionsApi(ApiView):
     required_scope = "read"
+    pagination_class = CursorOrPagePagination
 
     @extend_schema(
         summary="A member's redemptions (of the key's offers)",
