@@ -244,7 +244,8 @@ class OfferCodesImportApi(ApiView):
 
     @extend_schema(
         summary="Import your own codes from CSV",
-        description="One code a row, optional header, optional member id and expiry columns; UTF-8. All or "
+        description="One code a row, optional header, optional member id and expiry columns; UTF-8, "
+        "Windows-1252 or UTF-16 (with or without a BOM), separated by commas, semicolons or tabs. All or "
         "nothing: a refused file answers 400 with `error.rows` = [{row, code, reason, message}]. A large file "
         "is imported by a background job (202).",
         request={
