@@ -232,13 +232,18 @@ class SubscriptionsApi(ApiView):
     def before_transaction(self, request, *args, **kwargs) -> None:
         resolve_ahead(_url_given(request))
 
-    @extend_schema(summary="List webhook subscriptions", responses={200: SubscriptionSerializer(many=True)})
+    @extend_schema(
+        operation_id="listWebhookSubscriptions",
+        summary="List webhook subscriptions",
+        responses={200: SubscriptionSerializer(many=True)},
+    )
     def get(self, request):
         subscriptions = selectors.subscriptions_of(self.owner).prefetch_related("offers").order_by("id")
         page = self.paginate_queryset(subscriptions)
         return self.get_paginated_response(SubscriptionSerializer(page, many=True).data)
 
     @extend_schema(
+        operation_id="createWebhookSubscription",
         summary="Create a webhook subscription",
         description="The answer carries the signing secret; it is never shown again.",
         request=SubscriptionInSerializer,
@@ -261,11 +266,16 @@ class SubscriptionApi(SubscriptionView):
         if request.method == "PATCH":
             resolve_ahead(_url_given(request) or self.subscription(kwargs["subscription_id"]).url)
 
-    @extend_schema(summary="Get a webhook subscription", responses={200: SubscriptionSerializer})
+    @extend_schema(
+        operation_id="getWebhookSubscription",
+        summary="Get a webhook subscription",
+        responses={200: SubscriptionSerializer},
+    )
     def get(self, request, subscription_id: int):
         return Response(SubscriptionSerializer(self.subscription(subscription_id)).data)
 
     @extend_schema(
+        operation_id="updateWebhookSubscription",
         summary="Change a webhook subscription",
         description="Turning `active` back on clears `disabled_reason`.",
         request=SubscriptionInSerializer,
@@ -278,7 +288,11 @@ class SubscriptionApi(SubscriptionView):
         audit_record(api_key=request.auth, action="subscription.update", obj=subscription, changes=fields)
         return Response(SubscriptionSerializer(self.subscription(subscription.id)).data)
 
-    @extend_schema(summary="Delete a webhook subscription and its delivery log", responses={204: None})
+    @extend_schema(
+        operation_id="deleteWebhookSubscription",
+        summary="Delete a webhook subscription and its delivery log",
+        responses={204: None},
+    )
     def delete(self, request, subscription_id: int):
         subscription = self.subscription(subscription_id)
         audit_record(api_key=request.auth, action="subscription.delete", obj=subscription)
@@ -290,6 +304,7 @@ class SubscriptionRotateSecretApi(SubscriptionView):
     secret_fields = ("secret",)
 
     @extend_schema(
+        operation_id="rotateWebhookSecret",
         summary="Rotate a subscription's signing secret",
         description="The previous secret keeps signing alongside the new one for 24 hours.",
         request=None,
@@ -306,6 +321,7 @@ class SubscriptionRotateSecretApi(SubscriptionView):
 
 class SubscriptionTestApi(SubscriptionView):
     @extend_schema(
+        operation_id="sendWebhookTestEvent",
         summary="Send a test event",
         description='A sample of an event the subscription receives (by default the first), marked `"test": true`. '
         "A disabled subscription answers 409 `subscription_disabled`.",
@@ -323,6 +339,7 @@ class SubscriptionTestApi(SubscriptionView):
 
 class SubscriptionRecoverApi(SubscriptionView):
     @extend_schema(
+        operation_id="recoverWebhookDeliveries",
         summary="Send again every failed delivery since a time",
         description='As the admin\'s "Recover failed deliveries since …": each failed delivery of the subscription '
         "created at or after `since` goes back to pending and is sent at once (attempts recorded as manual). "
@@ -348,6 +365,7 @@ class DeliveriesApi(ApiView):
     pagination_class = CursorOrPagePagination
 
     @extend_schema(
+        operation_id="listWebhookDeliveries",
         summary="List webhook deliveries with their attempts",
         parameters=[DeliveryFilterSerializer],
         responses={200: DeliverySerializer(many=True)},
@@ -370,6 +388,7 @@ class AttemptsApi(ApiView):
     pagination_class = IdCursorPagination
 
     @extend_schema(
+        operation_id="listWebhookAttempts",
         summary="List webhook attempts, newest first",
         description="Every HTTP try of the key's deliveries, paged by `cursor`: follow `next`.",
         parameters=[AttemptFilterSerializer],
@@ -389,7 +408,11 @@ class AttemptsApi(ApiView):
 class DeliveryApi(ApiView):
     required_scope = SCOPE
 
-    @extend_schema(summary="Get a webhook delivery with its attempts", responses={200: DeliverySerializer})
+    @extend_schema(
+        operation_id="getWebhookDelivery",
+        summary="Get a webhook delivery with its attempts",
+        responses={200: DeliverySerializer},
+    )
     def get(self, request, delivery_id: int):
         return _delivery_answer(selectors.delivery_get(owner=self.owner, delivery_id=delivery_id))
 
@@ -398,6 +421,7 @@ class DeliveryRetryApi(ApiView):
     required_scope = SCOPE
 
     @extend_schema(
+        operation_id="retryWebhookDelivery",
         summary="Send a delivery again now",
         description="A pending or failed delivery is sent at once by the cluster; the attempt is recorded as manual.",
         request=None,
@@ -414,6 +438,7 @@ class DeliveryReplayApi(ApiView):
     required_scope = SCOPE
 
     @extend_schema(
+        operation_id="replayWebhookDelivery",
         summary="Replay a delivery",
         description='As the admin\'s "Replay": the same message is sent again to the same subscription as a new '
         "delivery (answered here), with the same `webhook-id`, whatever the first delivery's status. A disabled "
