@@ -3,6 +3,7 @@
 from django import forms
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
+from django.utils import timezone
 
 from audit.admin import confirm_first
 from coupons import services
@@ -202,12 +203,16 @@ class ApiKeyForm(forms.ModelForm):
 
     class Meta:
         model = ApiKey
-        fields = ["name", "merchant", "distributor", "scopes", "revoked_at"]
+        fields = ["name", "merchant", "distributor", "scopes", "expires_at", "revoked_at"]
 
     def clean(self):
         data = super().clean()
         if not data.get("merchant") and not data.get("distributor"):
             raise forms.ValidationError("An API key belongs to a merchant or a distributor.")
+        expires_at = data.get("expires_at")
+        if self.instance.pk is None and expires_at is not None and expires_at <= timezone.now():
+            # An existing key may be given a past expiry (it ends now); a new one would be born dead.
+            self.add_error("expires_at", "A new key's expiry is in the future.")
         return data
 
 
@@ -224,6 +229,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "scopes",
         "created_at",
         "last_used_at",
+        "expires_at",
         "revoked_at",
     )
     list_filter = ("revoked_at",)
@@ -235,8 +241,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
         if change:
             return super().save_model(request, obj, form, change)
         key, token = services.api_key_create(
-            merchant=obj.merchant, distributor=obj.distributor, scopes=obj.scopes, name=obj.name
-        )
+            merchant=obj.merchant, distributor=obj.distributor, scopes=obj.scopes, name=obj.name,
+            expires_at=obj.expires_at,
+        )  # fmt: skip
         obj.pk = key.pk
         obj.refresh_from_db()
         obj._state.adding = False

@@ -112,7 +112,10 @@ class GenerateCodesForm(forms.Form):
 
 
 class ImportCodesForm(forms.Form):
-    file = forms.FileField(help_text="CSV, UTF-8: one code a row; optional columns member id and expiry.")
+    file = forms.FileField(
+        help_text="CSV (UTF-8, Windows-1252 or UTF-16; commas, semicolons or tabs): one code a row; "
+        "optional columns member id and expiry."
+    )
 
 
 def _code_jobs_field(request: HttpRequest):

@@ -195,8 +195,8 @@ class _Parsed:
 def codes_import(*, offer: Offer, file: bytes | BinaryIO, filename: str = "") -> ImportResult | Job:
     """Import the merchant's own codes from a CSV file: all or nothing.
 
-    The file is UTF-8 (with or without BOM), one code a row, an optional header, and optional columns
-    member id and expiry (ISO 8601; a date means the end of that day in the offer's site time zone).
+    The file is UTF-8, UTF-16 or Windows-1252 (see _decode), separated by commas, semicolons or tabs, one code a
+    row, an optional header, and optional columns member id and expiry (ISO 8601; a date means the end of that day in the offer's site time zone).
     Every row is checked before anything is written; the rejected rows come back together as ImportRejected
     (400, `error.rows` = [{row, code, reason, message}]). Files up to CSV_IMPORT_INLINE_MAX_BYTES and
     CSV_IMPORT_INLINE_MAX_ROWS are imported in the request (ImportResult); larger ones return a Job that
@@ -255,28 +255,65 @@ def _read_limited(file: bytes | BinaryIO) -> bytes:
     return bytes(data)
 
 
+ACCEPTED_ENCODINGS = "UTF-8, Windows-1252 or UTF-16 (with or without a byte order mark)"
+_UNSUPPORTED_HINT = (
+    f"Files are read as {ACCEPTED_ENCODINGS}. In Excel, save as 'CSV UTF-8 (comma delimited)', "
+    "'CSV (comma delimited)' or 'Unicode text' and upload it again."
+)
+
+
 def _decode(data: bytes) -> str:
-    """UTF-8 text, BOM dropped; any other encoding is refused with how to fix it."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00\x00" in (data[0:4:2], data[1:4:2]):
-        raise invalid(
-            "The file is UTF-16, not UTF-8. Save it as 'CSV UTF-8 (comma delimited)' and upload it again.",
-            file="not_utf8",
+    """The file's text, as Excel saves it: UTF-8 (BOM or not), UTF-16 (by its BOM, or the zero bytes of ASCII text
+    without one: "Unicode text"), or else Windows-1252 (the "CSV" of a Western Excel). Anything else is refused
+    naming the encodings accepted."""
+    if data.startswith(b"PK\x03\x04"):
+        raise _unsupported("The file is an Excel workbook or another zip archive, not CSV text.")
+    if data.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        raise _unsupported("The file is UTF-32.")
+    utf16 = _utf16_encoding(data)
+    for encoding in (utf16,) if utf16 else ("utf-8-sig", "cp1252"):
+        try:
+            text = data.decode(encoding)
+            break
+        except UnicodeDecodeError as error:
+            failure = error
+    else:
+        where = failure.start
+        raise _unsupported(
+            f"Byte 0x{data[where]:02X} at offset {where} is not {utf16 or 'Windows-1252'} text."
         )
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        raise invalid(
-            f"The file is not UTF-8: line {line} holds the byte 0x{data[error.start]:02X} (Latin-1 or Windows "
-            "text?). Save it as 'CSV UTF-8 (comma delimited)' and upload it again.",
-            file="not_utf8",
-        ) from None
+    # A NUL in a code is that row's error; in the very first line it means the file is not text at all (UTF-32
+    # without a BOM, a binary file), which would otherwise come back as a wall of refused rows.
+    if "\x00" in text.lstrip("\r\n").split("\n", 1)[0]:
+        raise _unsupported(
+            "The first line holds NUL characters: the file is not text in any of these encodings."
+        )
+    return text
+
+
+def _utf16_encoding(data: bytes) -> str | None:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"  # the BOM says which byte order, and is dropped
+    # Without a BOM: codes and headers are ASCII, so every other byte of the first characters is zero.
+    if len(data) >= 4 and data[1:4:2] == b"\x00\x00" and data[0] and data[2]:
+        return "utf-16-le"
+    if len(data) >= 4 and data[0:4:2] == b"\x00\x00" and data[1] and data[3]:
+        return "utf-16-be"
+    return None
+
+
+def _unsupported(reason: str) -> ApplicationError:
+    return invalid(f"{reason} {_UNSUPPORTED_HINT}", file="unsupported_encoding")
+
+
+DELIMITERS = (",", ";", "\t")
 
 
 def _reader(text: str) -> Iterator[tuple[int, list[str]]]:
-    """Non-blank CSV rows with their file line numbers; commas, or the semicolons of a European Excel."""
+    """Non-blank CSV rows with their file line numbers; commas, the semicolons of a European Excel or the tabs
+    of its "Unicode text", whichever the first line uses most (no code, id or date holds any of them)."""
     first_line = text.lstrip("\r\n").split("\n", 1)[0]
-    delimiter = ";" if ";" in first_line and "," not in first_line else ","
+    delimiter = max(DELIMITERS, key=first_line.count)  # ties, and a single column, keep the comma
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         for cells in reader:

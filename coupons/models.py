@@ -3,6 +3,7 @@
 import secrets
 import uuid
 import zoneinfo
+from datetime import datetime
 from decimal import Decimal
 
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -465,7 +466,11 @@ class Redemption(models.Model):
                 condition=Q(discount_amount__gte=0), name="redemption_discount_not_negative"
             ),
         ]
-        indexes = [models.Index(fields=["member", "coupon"], name="redemption_member_coupon_idx")]
+        indexes = [
+            models.Index(fields=["member", "coupon"], name="redemption_member_coupon_idx"),
+            # Reconciliation looks redemptions up by the integrator's order id (GET /redemptions/?order_id=).
+            models.Index(fields=["order_id"], name="redemption_order_id_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.coupon_id} / {self.order_id}"
@@ -474,7 +479,8 @@ class Redemption(models.Model):
 class ApiKey(models.Model):
     """A hashed API key with scopes, owned by a merchant or a distributor."""
 
-    SCOPES = ["offers", "issue", "validate", "redeem", "read", "webhooks"]
+    # `keys` manages the owner's keys over the API, never beyond the scopes the managing key holds itself.
+    SCOPES = ["offers", "issue", "validate", "redeem", "read", "webhooks", "keys"]
 
     id = models.AutoField(primary_key=True)
     name = models.CharField(max_length=200, blank=True, default="")
@@ -490,6 +496,7 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="From then on the key answers 401.")
 
     class Meta:
         ordering = ["-id"]
@@ -502,6 +509,9 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name or 'API key'} ({self.prefix}…)"
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
 
 
 class IdempotencyRecord(models.Model):

@@ -1,12 +1,13 @@
 """Reads that span relations: what an owner may see, code look-ups, offer statistics."""
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
 from coupons.errors import ApplicationError, not_found
-from coupons.models import Coupon, CouponStatus, MemberProfile, Merchant, Offer, Redemption
+from coupons.models import ApiKey, Coupon, CouponStatus, MemberProfile, Merchant, Offer, Redemption
 from coupons.prepared import PreparedLookup
 
 
@@ -112,6 +113,39 @@ def redemptions_visible_to(owner: Owner) -> QuerySet[Redemption]:
     if owner.merchant_id is None and owner.distributor_id is not None:
         redemptions = redemptions.filter(distributor_id=owner.distributor_id)
     return redemptions
+
+
+def redemptions_find(
+    *,
+    owner: Owner,
+    order_id: str | None = None,
+    code: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet[Redemption]:
+    """The owner's redemptions of an order, of a code and/or redeemed in [since, until), for reconciliation."""
+    redemptions = redemptions_visible_to(owner)
+    if order_id is not None:
+        redemptions = redemptions.filter(order_id=order_id)
+    if code is not None:
+        redemptions = redemptions.filter(coupon__code=code)
+    if since is not None:
+        redemptions = redemptions.filter(redeemed_at__gte=since)
+    if until is not None:
+        redemptions = redemptions.filter(redeemed_at__lt=until)
+    return redemptions
+
+
+def api_keys_of(owner: Owner) -> QuerySet[ApiKey]:
+    """The keys of exactly this owner: a merchant's keys are not its distributors' nor theirs its."""
+    return ApiKey.objects.filter(merchant_id=owner.merchant_id, distributor_id=owner.distributor_id)
+
+
+def api_key_get(*, owner: Owner, key_id) -> ApiKey:
+    key = api_keys_of(owner).filter(pk=key_id).first()
+    if key is None:
+        raise not_found("API key")
+    return key
 
 
 def member_profiles_of(owner: Owner) -> QuerySet[MemberProfile]:

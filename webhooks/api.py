@@ -1,4 +1,4 @@
-"""Webhook API (scope `webhooks`): an owner's subscriptions, its deliveries with their attempts, manual retries."""
+"""Webhook API (scope `webhooks`): an owner's subscriptions, its deliveries with their attempts, retries and replays."""
 
 from django.db.models import Prefetch, QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_field
@@ -7,7 +7,8 @@ from rest_framework.response import Response
 
 from audit.services import audit_record
 from coupons.api.base import ApiView
-from coupons.api.serializers import INT32_MAX, OutputSerializer
+from coupons.api.pagination import CursorOrPagePagination, IdCursorPagination
+from coupons.api.serializers import INT32_MAX, CalendarDateTimeField, IsoDateTimeField, OutputSerializer
 from coupons.models import Distributor, Merchant
 from webhooks import selectors, services
 from webhooks.formats import EVENT_TYPES, FORMAT_CHOICES
@@ -24,12 +25,14 @@ SCOPE = "webhooks"
 class StrictSerializer(serializers.Serializer):
     """Refuses keys it does not know, so a misspelt field is an error rather than silently ignored."""
 
+    def read_only_names(self) -> set[str]:
+        """Fields the answer shows but a request may not set: named `read_only` rather than `unknown`."""
+        return set()
+
     def to_internal_value(self, data):
         if isinstance(data, dict):
             unknown = sorted(set(data) - set(self.fields))
-            read_only = [
-                name for name in unknown if name in SubscriptionSerializer.Meta.fields or name == "secret"
-            ]
+            read_only = [name for name in unknown if name in self.read_only_names()]
             if unknown:
                 raise serializers.ValidationError(
                     {name: ["read_only" if name in read_only else "unknown"] for name in unknown}
@@ -51,6 +54,9 @@ class SubscriptionInSerializer(StrictSerializer):
         child=serializers.IntegerField(min_value=1, max_value=INT32_MAX), max_length=1000, required=False
     )
     active = serializers.BooleanField(required=False)
+
+    def read_only_names(self) -> set[str]:
+        return {*SubscriptionSerializer.Meta.fields, "secret"}
 
     def validate_http_method(self, value: str) -> str:
         return value.upper()
@@ -126,6 +132,14 @@ class AttemptSerializer(OutputSerializer):
                   "response_excerpt", "error"]  # fmt: skip
 
 
+class AttemptListedSerializer(AttemptSerializer):
+    delivery_id = serializers.IntegerField(read_only=True)
+    subscription_id = serializers.IntegerField(source="delivery.subscription_id", read_only=True)
+
+    class Meta(AttemptSerializer.Meta):
+        fields = ["id", "delivery_id", "subscription_id", *AttemptSerializer.Meta.fields[1:]]
+
+
 class DeliverySerializer(OutputSerializer):
     event_id = serializers.UUIDField(source="event.uuid")
     event_type = serializers.CharField(source="event.type")
@@ -138,10 +152,33 @@ class DeliverySerializer(OutputSerializer):
                   "next_attempt_at", "last_status_code", "last_error", "created_at", "delivered_at", "attempts"]  # fmt: skip
 
 
+class TestEventInSerializer(StrictSerializer):
+    event_type = serializers.ChoiceField(
+        choices=list(EVENT_TYPES),
+        required=False,
+        help_text="One event the subscription receives; by default the first of them.",
+    )
+
+
+class RecoverInSerializer(StrictSerializer):
+    since = CalendarDateTimeField(help_text="Failed deliveries created from then on are sent again.")
+
+
+class RecoveredSerializer(serializers.Serializer):
+    subscription_id = serializers.IntegerField()
+    since = IsoDateTimeField()
+    recovered = serializers.IntegerField(help_text="How many failed deliveries will be sent again.")
+
+
 class DeliveryFilterSerializer(serializers.Serializer):
     subscription = serializers.IntegerField(min_value=1, max_value=INT32_MAX, required=False)
     status = serializers.ChoiceField(choices=Delivery.Status.choices, required=False)
     event_type = serializers.ChoiceField(choices=list(EVENT_TYPES), required=False)
+
+
+class AttemptFilterSerializer(serializers.Serializer):
+    subscription = serializers.IntegerField(min_value=1, max_value=INT32_MAX, required=False)
+    delivery = serializers.IntegerField(min_value=1, max_value=2**63 - 1, required=False)
 
 
 def _valid(serializer_class, data, **kwargs) -> dict:
@@ -168,6 +205,11 @@ def _delivery_answer(delivery: Delivery, status_code: int = status.HTTP_200_OK) 
     )
 
 
+def _body_or_empty(request):
+    # An action whose body is optional: no body (or an empty one) reads as {}.
+    return request.data if request.data not in (None, b"", "") else {}
+
+
 def _url_given(request):
     return request.data.get("url") if isinstance(request.data, dict) else None
 
@@ -190,13 +232,18 @@ class SubscriptionsApi(ApiView):
     def before_transaction(self, request, *args, **kwargs) -> None:
         resolve_ahead(_url_given(request))
 
-    @extend_schema(summary="List webhook subscriptions", responses={200: SubscriptionSerializer(many=True)})
+    @extend_schema(
+        operation_id="listWebhookSubscriptions",
+        summary="List webhook subscriptions",
+        responses={200: SubscriptionSerializer(many=True)},
+    )
     def get(self, request):
         subscriptions = selectors.subscriptions_of(self.owner).prefetch_related("offers").order_by("id")
         page = self.paginate_queryset(subscriptions)
         return self.get_paginated_response(SubscriptionSerializer(page, many=True).data)
 
     @extend_schema(
+        operation_id="createWebhookSubscription",
         summary="Create a webhook subscription",
         description="The answer carries the signing secret; it is never shown again.",
         request=SubscriptionInSerializer,
@@ -219,11 +266,16 @@ class SubscriptionApi(SubscriptionView):
         if request.method == "PATCH":
             resolve_ahead(_url_given(request) or self.subscription(kwargs["subscription_id"]).url)
 
-    @extend_schema(summary="Get a webhook subscription", responses={200: SubscriptionSerializer})
+    @extend_schema(
+        operation_id="getWebhookSubscription",
+        summary="Get a webhook subscription",
+        responses={200: SubscriptionSerializer},
+    )
     def get(self, request, subscription_id: int):
         return Response(SubscriptionSerializer(self.subscription(subscription_id)).data)
 
     @extend_schema(
+        operation_id="updateWebhookSubscription",
         summary="Change a webhook subscription",
         description="Turning `active` back on clears `disabled_reason`.",
         request=SubscriptionInSerializer,
@@ -236,7 +288,11 @@ class SubscriptionApi(SubscriptionView):
         audit_record(api_key=request.auth, action="subscription.update", obj=subscription, changes=fields)
         return Response(SubscriptionSerializer(self.subscription(subscription.id)).data)
 
-    @extend_schema(summary="Delete a webhook subscription and its delivery log", responses={204: None})
+    @extend_schema(
+        operation_id="deleteWebhookSubscription",
+        summary="Delete a webhook subscription and its delivery log",
+        responses={204: None},
+    )
     def delete(self, request, subscription_id: int):
         subscription = self.subscription(subscription_id)
         audit_record(api_key=request.auth, action="subscription.delete", obj=subscription)
@@ -248,6 +304,7 @@ class SubscriptionRotateSecretApi(SubscriptionView):
     secret_fields = ("secret",)
 
     @extend_schema(
+        operation_id="rotateWebhookSecret",
         summary="Rotate a subscription's signing secret",
         description="The previous secret keeps signing alongside the new one for 24 hours.",
         request=None,
@@ -264,14 +321,40 @@ class SubscriptionRotateSecretApi(SubscriptionView):
 
 class SubscriptionTestApi(SubscriptionView):
     @extend_schema(
+        operation_id="sendWebhookTestEvent",
         summary="Send a test event",
-        description='A sample of the first event the subscription receives, marked `"test": true`.',
-        request=None,
+        description='A sample of an event the subscription receives (by default the first), marked `"test": true`. '
+        "A disabled subscription answers 409 `subscription_disabled`.",
+        request=TestEventInSerializer,
         responses={202: DeliverySerializer},
     )
     def post(self, request, subscription_id: int):
-        delivery = services.subscription_send_test_event(subscription=self.subscription(subscription_id))
+        subscription = self.subscription(subscription_id)
+        fields = _valid(TestEventInSerializer, _body_or_empty(request))
+        delivery = services.subscription_send_test_event(subscription=subscription, **fields)
+        audit_record(api_key=request.auth, action="subscription.test_event", obj=subscription,
+                     changes={"event_type": delivery.event.type, "delivery_id": delivery.id})  # fmt: skip
         return _delivery_answer(delivery, status.HTTP_202_ACCEPTED)
+
+
+class SubscriptionRecoverApi(SubscriptionView):
+    @extend_schema(
+        operation_id="recoverWebhookDeliveries",
+        summary="Send again every failed delivery since a time",
+        description='As the admin\'s "Recover failed deliveries since …": each failed delivery of the subscription '
+        "created at or after `since` goes back to pending and is sent at once (attempts recorded as manual). "
+        "A disabled subscription answers 409 `subscription_disabled`.",
+        request=RecoverInSerializer,
+        responses={202: RecoveredSerializer},
+    )
+    def post(self, request, subscription_id: int):
+        subscription = self.subscription(subscription_id)
+        since = _valid(RecoverInSerializer, request.data)["since"]
+        count = services.deliveries_recover_failed_since(subscription=subscription, since=since)
+        audit_record(api_key=request.auth, action="subscription.recover_failed", obj=subscription,
+                     changes={"since": since, "recovered": count})  # fmt: skip
+        body = {"subscription_id": subscription.id, "since": since, "recovered": count}
+        return Response(RecoveredSerializer(body).data, status=status.HTTP_202_ACCEPTED)
 
 
 # --- deliveries ------------------------------------------------------------------------------------
@@ -279,8 +362,10 @@ class SubscriptionTestApi(SubscriptionView):
 
 class DeliveriesApi(ApiView):
     required_scope = SCOPE
+    pagination_class = CursorOrPagePagination
 
     @extend_schema(
+        operation_id="listWebhookDeliveries",
         summary="List webhook deliveries with their attempts",
         parameters=[DeliveryFilterSerializer],
         responses={200: DeliverySerializer(many=True)},
@@ -298,10 +383,36 @@ class DeliveriesApi(ApiView):
         return self.get_paginated_response(DeliverySerializer(page, many=True).data)
 
 
+class AttemptsApi(ApiView):
+    required_scope = SCOPE
+    pagination_class = IdCursorPagination
+
+    @extend_schema(
+        operation_id="listWebhookAttempts",
+        summary="List webhook attempts, newest first",
+        description="Every HTTP try of the key's deliveries, paged by `cursor`: follow `next`.",
+        parameters=[AttemptFilterSerializer],
+        responses={200: AttemptListedSerializer(many=True)},
+    )
+    def get(self, request):
+        filters = _valid(AttemptFilterSerializer, request.query_params)
+        attempts = selectors.attempts_of(self.owner).select_related("delivery")
+        if "subscription" in filters:
+            attempts = attempts.filter(delivery__subscription_id=filters["subscription"])
+        if "delivery" in filters:
+            attempts = attempts.filter(delivery_id=filters["delivery"])
+        page = self.paginate_queryset(attempts)
+        return self.get_paginated_response(AttemptListedSerializer(page, many=True).data)
+
+
 class DeliveryApi(ApiView):
     required_scope = SCOPE
 
-    @extend_schema(summary="Get a webhook delivery with its attempts", responses={200: DeliverySerializer})
+    @extend_schema(
+        operation_id="getWebhookDelivery",
+        summary="Get a webhook delivery with its attempts",
+        responses={200: DeliverySerializer},
+    )
     def get(self, request, delivery_id: int):
         return _delivery_answer(selectors.delivery_get(owner=self.owner, delivery_id=delivery_id))
 
@@ -310,6 +421,7 @@ class DeliveryRetryApi(ApiView):
     required_scope = SCOPE
 
     @extend_schema(
+        operation_id="retryWebhookDelivery",
         summary="Send a delivery again now",
         description="A pending or failed delivery is sent at once by the cluster; the attempt is recorded as manual.",
         request=None,
@@ -317,4 +429,27 @@ class DeliveryRetryApi(ApiView):
     )
     def post(self, request, delivery_id: int):
         delivery = selectors.delivery_get(owner=self.owner, delivery_id=delivery_id)
-        return _delivery_answer(services.delivery_retry_now(delivery=delivery), status.HTTP_202_ACCEPTED)
+        delivery = services.delivery_retry_now(delivery=delivery)
+        audit_record(api_key=request.auth, action="delivery.retry", obj=delivery)
+        return _delivery_answer(delivery, status.HTTP_202_ACCEPTED)
+
+
+class DeliveryReplayApi(ApiView):
+    required_scope = SCOPE
+
+    @extend_schema(
+        operation_id="replayWebhookDelivery",
+        summary="Replay a delivery",
+        description='As the admin\'s "Replay": the same message is sent again to the same subscription as a new '
+        "delivery (answered here), with the same `webhook-id`, whatever the first delivery's status. A disabled "
+        "subscription answers 409 `subscription_disabled`.",
+        request=None,
+        responses={202: DeliverySerializer},
+    )
+    def post(self, request, delivery_id: int):
+        delivery = selectors.delivery_get(owner=self.owner, delivery_id=delivery_id)
+        replay = services.delivery_replay(delivery=delivery)
+        audit_record(
+            api_key=request.auth, action="delivery.replay", obj=delivery, changes={"replay_id": replay.id}
+        )
+        return _delivery_answer(replay, status.HTTP_202_ACCEPTED)

@@ -33,6 +33,11 @@ def deliveries_of(owner: Owner) -> QuerySet[Delivery]:
     return Delivery.objects.filter(subscription__in=subscriptions_of(owner))
 
 
+def attempts_of(owner: Owner) -> QuerySet[Attempt]:
+    # Through the delivery rather than the attempt's own (denormalised, nullable) subscription column.
+    return Attempt.objects.filter(delivery__subscription__in=subscriptions_of(owner))
+
+
 def delivery_get(*, owner: Owner, delivery_id) -> Delivery:
     try:
         return deliveries_of(owner).select_related("event", "subscription").get(pk=int(delivery_id))

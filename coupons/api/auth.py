@@ -25,6 +25,21 @@ _CHECKED_MAX = 10_000
 
 
 def api_key_find(token: str) -> ApiKey | None:
+    """The live key of a token: None when it is unknown, revoked (seen within API_KEY_CACHE_SECONDS) or expired."""
+    key = _api_key_checked(token)
+    if key is None or key.expired(timezone.now()):
+        return None  # a remembered key is checked against its expiry on every use, so it ends on time
+    return key
+
+
+def api_key_forget(key_id: int) -> None:
+    """Drop a key from this process's memory (a revocation here is felt at once, elsewhere within the period)."""
+    for digest, (_, key) in list(_checked.items()):
+        if key.pk == key_id:
+            _checked.pop(digest, None)
+
+
+def _api_key_checked(token: str) -> ApiKey | None:
     if not token or len(token) > 200 or "\x00" in token:
         return None
     digest = api_key_hash(token)
@@ -60,7 +75,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Use 'Authorization: Bearer <api key>'.")
         key = api_key_find(token.strip())
         if key is None:
-            raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+            raise exceptions.AuthenticationFailed("Invalid, revoked or expired API key.")
         now = timezone.now()
         if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
             # At most once a minute: no write per call (the remembered key carries the time too).

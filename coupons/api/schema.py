@@ -1,8 +1,10 @@
 """OpenAPI: the error body on every operation, the write headers, and the Bearer key scheme."""
 
+from drf_spectacular.drainage import warn
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from rest_framework.pagination import CursorPagination
 
 from coupons.api import dryrun, idempotency
 from coupons.api.serializers import ErrorSerializer
@@ -48,6 +50,21 @@ class ApiAutoSchema(AutoSchema):
                     )  # fmt: skip
                 )
         return parameters
+
+    def get_operation_id(self) -> str:
+        # Reached only when a view's @extend_schema names no operation_id: the generated ones
+        # (`v1_offers_coupons.csv_retrieve`) change with the URL and make poor client method names.
+        operation_id = super().get_operation_id()
+        warn(
+            f"{self.method} {self.path} names no operation_id (@extend_schema(operation_id=...)); it gets {operation_id}."
+        )
+        return operation_id
+
+    def get_paginated_name(self, serializer_name: str) -> str:
+        # A list paged by cursor answers another shape (no count) than one paged by number: two components.
+        if isinstance(self._get_paginator(), CursorPagination):
+            return f"{serializer_name}CursorPage"
+        return super().get_paginated_name(serializer_name)
 
     def _get_response_bodies(self, direction="response"):
         # Hooked here rather than in get_response_serializers, which @extend_schema(responses=...) replaces.

@@ -9,7 +9,9 @@ from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail, ValidationError
 from rest_framework.settings import api_settings
 
+from coupons.calendar import EARLIEST, LATEST, in_calendar
 from coupons.models import (
+    ApiKey,
     ApplicableOn,
     Coupon,
     CouponStatus,
@@ -318,6 +320,30 @@ class CouponFilterSerializer(serializers.Serializer):
     job = serializers.IntegerField(min_value=1, max_value=INT63_MAX, required=False)
 
 
+class CalendarDateTimeField(IsoDateTimeField):
+    """A moment every zone can render (years 2 to 9998), as the platform stores them."""
+
+    def to_internal_value(self, value):
+        moment = super().to_internal_value(value)
+        if not in_calendar(moment):
+            raise serializers.ValidationError(f"Dates are between {EARLIEST.year} and {LATEST.year}.")
+        return moment
+
+
+class RedemptionFilterSerializer(serializers.Serializer):
+    order_id = serializers.CharField(
+        max_length=200, required=False, help_text="Only this order's redemptions."
+    )
+    code = serializers.CharField(max_length=64, required=False, help_text="Only this code's redemptions.")
+    since = CalendarDateTimeField(required=False, help_text="Redeemed at or after this moment.")
+    until = CalendarDateTimeField(required=False, help_text="Redeemed before this moment.")
+
+    def validate(self, data):
+        if "since" in data and "until" in data and data["until"] <= data["since"]:
+            raise serializers.ValidationError({"until": ["until is after since."]})
+        return data
+
+
 # --- validate and redeem ---------------------------------------------------------------------
 
 
@@ -431,3 +457,44 @@ class JobSerializer(OutputSerializer):
     def get_rows(self, job: Job) -> list:
         """The rejected rows of a failed import: [{row, code, reason, message}]."""
         return job.params.get("errors", []) if isinstance(job.params, dict) else []
+
+
+# --- API keys --------------------------------------------------------------------------------
+
+
+class ApiKeySerializer(OutputSerializer):
+    """A key as listed: its prefix identifies it; the key itself is never shown again."""
+
+    merchant_id = serializers.IntegerField(read_only=True, allow_null=True)
+    distributor_id = serializers.IntegerField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = ApiKey
+        fields = ["id", "name", "prefix", "scopes", "merchant_id", "distributor_id", "created_at", "last_used_at",
+                  "expires_at", "revoked_at"]  # fmt: skip
+        read_only_fields = fields
+
+
+class ApiKeyCreatedSerializer(ApiKeySerializer):
+    key = serializers.CharField(
+        required=False, help_text="The full key: shown in this answer only (not in an idempotent replay)."
+    )
+
+    class Meta(ApiKeySerializer.Meta):
+        fields = [*ApiKeySerializer.Meta.fields, "key"]
+        read_only_fields = fields
+
+
+class ApiKeyInSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    scopes = serializers.ListField(
+        child=serializers.ChoiceField(choices=ApiKey.SCOPES),
+        min_length=1,
+        max_length=len(ApiKey.SCOPES),
+        help_text="Only scopes the key making it holds itself.",
+    )
+    expires_at = IsoDateTimeField(
+        required=False,
+        allow_null=True,
+        help_text="From then on the key answers 401. Defaults to the making key's own expiry, if it has one.",
+    )

@@ -23,6 +23,7 @@ urlpatterns = [
     path(
         "customer_engagement/coupon", views.CustomerEngagementCouponApi.as_view(), name="customer-engagement"
     ),
+    path("redemptions/", views.RedemptionsApi.as_view(), name="redemptions"),
     path("redemptions/<int:redemption_id>/", views.RedemptionApi.as_view(), name="redemption"),
     path(
         "redemptions/<int:redemption_id>/rollback",
@@ -38,4 +39,7 @@ urlpatterns = [
         name="member-redemptions",
     ),
     path("jobs/<int:job_id>/", views.JobApi.as_view(), name="job"),
+    path("keys/", views.ApiKeysApi.as_view(), name="api-keys"),
+    path("keys/<int:key_id>/", views.ApiKeyApi.as_view(), name="api-key"),
+    path("keys/<int:key_id>/revoke", views.ApiKeyRevokeApi.as_view(), name="api-key-revoke"),
 ]

@@ -14,11 +14,12 @@ from audit.services import audit_record
 from coupons import csv_io, jobs, selectors, services
 from coupons.api import serializers as s
 from coupons.api.base import ApiView
+from coupons.api.pagination import CursorOrPagePagination, IdCursorPagination
 from coupons.api.parsers import CsvBodyParser, JsonOnlyNegotiation
 from coupons.api.schema import error_response
 from coupons.api.throttling import others_codes_count_once, others_codes_guard, unknown_code_guard
 from coupons.errors import ApplicationError, invalid, not_found
-from coupons.models import Coupon, CouponStatus, Job, Merchant, Redemption, Site
+from coupons.models import ApiKey, Coupon, CouponStatus, Job, Merchant, Redemption, Site
 
 READ = ("read", "offers")
 LOOKUP = ("read", "validate", "redeem")
@@ -50,6 +51,7 @@ class OffersApi(ApiView):
     required_scope = {"GET": READ, "POST": "offers"}
 
     @extend_schema(
+        operation_id="listOffers",
         summary="List offers",
         parameters=[
             OpenApiParameter("external_id", str, description="Only the offer with this external_id.")
@@ -62,7 +64,12 @@ class OffersApi(ApiView):
             offers = offers.filter(external_id=request.query_params["external_id"])
         return _paginated(self, offers, s.OfferSerializer)
 
-    @extend_schema(summary="Create an offer", request=s.OfferInSerializer, responses={201: s.OfferSerializer})
+    @extend_schema(
+        operation_id="createOffer",
+        summary="Create an offer",
+        request=s.OfferInSerializer,
+        responses={201: s.OfferSerializer},
+    )
     def post(self, request):
         fields = dict(_valid(s.OfferInSerializer, request.data))
         merchant, site = self._merchant_and_site(fields.pop("merchant_id", None), fields.pop("site_id", None))
@@ -94,11 +101,16 @@ class OffersApi(ApiView):
 class OfferApi(ApiView):
     required_scope = {"GET": READ, "PATCH": "offers"}
 
-    @extend_schema(summary="Get an offer", responses={200: s.OfferSerializer})
+    @extend_schema(operation_id="getOffer", summary="Get an offer", responses={200: s.OfferSerializer})
     def get(self, request, offer_id: int):
         return Response(s.OfferSerializer(selectors.offer_get(owner=self.owner, offer_id=offer_id)).data)
 
-    @extend_schema(summary="Change an offer", request=s.OfferInSerializer, responses={200: s.OfferSerializer})
+    @extend_schema(
+        operation_id="updateOffer",
+        summary="Change an offer",
+        request=s.OfferInSerializer,
+        responses={200: s.OfferSerializer},
+    )
     def patch(self, request, offer_id: int):
         offer = selectors.offer_get_to_change(owner=self.owner, offer_id=offer_id)
         fields = dict(_valid(s.OfferInSerializer, request.data, partial=True))
@@ -119,7 +131,9 @@ class OfferApi(ApiView):
 class OfferStatsApi(ApiView):
     required_scope = READ
 
-    @extend_schema(summary="Offer report", responses={200: s.OfferStatsSerializer})
+    @extend_schema(
+        operation_id="getOfferStats", summary="Offer report", responses={200: s.OfferStatsSerializer}
+    )
     def get(self, request, offer_id: int):
         offer = selectors.offer_get(owner=self.owner, offer_id=offer_id)
         return Response(s.OfferStatsSerializer(selectors.offer_stats(offer)).data)
@@ -130,8 +144,11 @@ class OfferStatsApi(ApiView):
 
 class OfferCouponsApi(ApiView):
     required_scope = {"GET": READ, "POST": "offers"}
+    pagination_class = CursorOrPagePagination
+    cursor_ordering = "id"
 
     @extend_schema(
+        operation_id="listCoupons",
         summary="List an offer's codes",
         parameters=[s.CouponFilterSerializer],
         responses={200: s.CouponSerializer(many=True)},
@@ -149,6 +166,7 @@ class OfferCouponsApi(ApiView):
         return _paginated(self, _coupons(coupons), s.CouponSerializer)
 
     @extend_schema(
+        operation_id="createCoupons",
         summary="Create codes",
         description='Redcat\'s body `{"Members": [1300, 1301], "Multiple": false, "TaskServer": true}` '
         '(`Mulitple` accepted too) or `{"count": N}`. Without TaskServer, and for at most '
@@ -195,6 +213,7 @@ class OfferCouponsCsvApi(ApiView):
     content_negotiation_class = JsonOnlyNegotiation  # a CSV client's Accept must not turn errors into 406
 
     @extend_schema(
+        operation_id="exportCouponsCsv",
         summary="Export every code as CSV",
         description="UTF-8 CSV, streamed: "
         + ", ".join(csv_io.EXPORT_COLUMNS)
@@ -240,8 +259,10 @@ class OfferCodesImportApi(ApiView):
             self.import_write = csv_io.codes_import_prepare(offer=offer, file=file, filename=filename)
 
     @extend_schema(
+        operation_id="importCodes",
         summary="Import your own codes from CSV",
-        description="One code a row, optional header, optional member id and expiry columns; UTF-8. All or "
+        description="One code a row, optional header, optional member id and expiry columns; UTF-8, "
+        "Windows-1252 or UTF-16 (with or without a BOM), separated by commas, semicolons or tabs. All or "
         "nothing: a refused file answers 400 with `error.rows` = [{row, code, reason, message}]. A large file "
         "is imported by a background job (202).",
         request={
@@ -273,6 +294,7 @@ class OfferIssueApi(ApiView):
     required_scope = "issue"
 
     @extend_schema(
+        operation_id="issueCoupon",
         summary="Create or retrieve the code of an identifier",
         request=s.IssueInSerializer,
         responses=ISSUE_RESPONSES,
@@ -294,6 +316,7 @@ class CustomerEngagementCouponApi(ApiView):
     http_method_names = ["get", "options"]  # a HEAD would mint a code too
 
     @extend_schema(
+        operation_id="issueCustomerEngagementCoupon",
         summary="Create or retrieve a code (Talon.One style)",
         parameters=[s.CustomerEngagementQuerySerializer],
         responses=ISSUE_RESPONSES,
@@ -319,7 +342,7 @@ class CodeApi(ApiView):
     required_scope = LOOKUP
     counts_unknown_codes = True
 
-    @extend_schema(summary="Query a code", responses={200: s.CodeSerializer})
+    @extend_schema(operation_id="getCode", summary="Query a code", responses={200: s.CodeSerializer})
     def get(self, request, code: str):
         with unknown_code_guard(request):
             coupon = selectors.coupon_get_by_code(owner=self.owner, code=code)
@@ -332,6 +355,7 @@ class CodeValidateApi(ApiView):
     counts_unknown_codes = True
 
     @extend_schema(
+        operation_id="validateCode",
         summary="Validate a code against an order",
         description="Writes nothing. A refusal is `valid: false` with the error; an unknown code is 404.",
         request=s.ValidateInSerializer,
@@ -358,6 +382,7 @@ class CodeRedeemApi(ApiView):
     counts_unknown_codes = True
 
     @extend_schema(
+        operation_id="redeemCode",
         summary="Redeem a code for an order",
         request=s.RedeemInSerializer,
         responses={
@@ -389,6 +414,7 @@ class CodeViewApi(ApiView):
     counts_unknown_codes = True
 
     @extend_schema(
+        operation_id="viewCode",
         summary="Record that the shopper saw the code",
         request=s.ViewInSerializer,
         responses={200: s.CouponSerializer},
@@ -411,10 +437,30 @@ def _redemption_get(owner: selectors.Owner, redemption_id: int) -> Redemption:
     return redemption
 
 
+class RedemptionsApi(ApiView):
+    required_scope = "read"
+    pagination_class = IdCursorPagination
+
+    @extend_schema(
+        operation_id="listRedemptions",
+        summary="Find redemptions (reconciliation)",
+        description="The key's redemptions, newest first, filtered by order, code and time (`since` inclusive, "
+        "`until` exclusive); rolled-back ones included, with `rolled_back_at`. Paged by `cursor`: follow `next`.",
+        parameters=[s.RedemptionFilterSerializer],
+        responses={200: s.RedemptionSerializer(many=True)},
+    )
+    def get(self, request):
+        filters = _valid(s.RedemptionFilterSerializer, request.query_params)
+        redemptions = selectors.redemptions_find(owner=self.owner, **filters)
+        return _paginated(self, _redemptions(redemptions), s.RedemptionSerializer)
+
+
 class RedemptionApi(ApiView):
     required_scope = ("read", "redeem")
 
-    @extend_schema(summary="Get a redemption", responses={200: s.RedemptionSerializer})
+    @extend_schema(
+        operation_id="getRedemption", summary="Get a redemption", responses={200: s.RedemptionSerializer}
+    )
     def get(self, request, redemption_id: int):
         return Response(s.RedemptionSerializer(_redemption_get(self.owner, redemption_id)).data)
 
@@ -423,6 +469,7 @@ class RedemptionRollbackApi(ApiView):
     required_scope = "redeem"
 
     @extend_schema(
+        operation_id="rollbackRedemption",
         summary="Roll back a redemption (order cancelled)",
         request=None,
         responses={200: s.RedemptionSerializer, 409: error_response(409, "`already_rolled_back`.")},
@@ -440,6 +487,7 @@ class MembersApi(ApiView):
     required_scope = {"GET": "read", "POST": ("issue", "offers")}
 
     @extend_schema(
+        operation_id="listMembers",
         summary="List members",
         parameters=[
             OpenApiParameter("member_no", str),
@@ -456,7 +504,10 @@ class MembersApi(ApiView):
         return _paginated(self, members, s.MemberSerializer)
 
     @extend_schema(
-        summary="Create a member", request=s.MemberInSerializer, responses={201: s.MemberSerializer}
+        operation_id="createMember",
+        summary="Create a member",
+        request=s.MemberInSerializer,
+        responses={201: s.MemberSerializer},
     )
     def post(self, request):
         member = services.member_create(owner=self.owner, **_valid(s.MemberInSerializer, request.data))
@@ -466,16 +517,20 @@ class MembersApi(ApiView):
 class MemberApi(ApiView):
     required_scope = "read"
 
-    @extend_schema(summary="Get a member", responses={200: s.MemberSerializer})
+    @extend_schema(operation_id="getMember", summary="Get a member", responses={200: s.MemberSerializer})
     def get(self, request, member_id: int):
         return Response(s.MemberSerializer(services.member_get(owner=self.owner, member_id=member_id)).data)
 
 
 class MemberCouponsApi(ApiView):
     required_scope = "read"
+    pagination_class = CursorOrPagePagination
+    cursor_ordering = "id"
 
     @extend_schema(
-        summary="A member's codes (of the key's offers)", responses={200: s.CouponSerializer(many=True)}
+        operation_id="listMemberCoupons",
+        summary="A member's codes (of the key's offers)",
+        responses={200: s.CouponSerializer(many=True)},
     )
     def get(self, request, member_id: int):
         member = services.member_get(owner=self.owner, member_id=member_id).member
@@ -485,8 +540,10 @@ class MemberCouponsApi(ApiView):
 
 class MemberRedemptionsApi(ApiView):
     required_scope = "read"
+    pagination_class = CursorOrPagePagination
 
     @extend_schema(
+        operation_id="listMemberRedemptions",
         summary="A member's redemptions (of the key's offers)",
         responses={200: s.RedemptionSerializer(many=True)},
     )
@@ -502,7 +559,11 @@ class MemberRedemptionsApi(ApiView):
 class JobApi(ApiView):
     required_scope = READ
 
-    @extend_schema(summary="A background job's state and progress", responses={200: s.JobSerializer})
+    @extend_schema(
+        operation_id="getJob",
+        summary="A background job's state and progress",
+        responses={200: s.JobSerializer},
+    )
     def get(self, request, job_id: int):
         job = Job.objects.filter(pk=job_id, offer__in=selectors.offers_visible_to(self.owner)).first()
         if job is None:
@@ -510,3 +571,64 @@ class JobApi(ApiView):
         others_codes = job.params.get("others_codes", 0) if isinstance(job.params, dict) else 0
         others_codes_count_once(request, counted_as=f"job:{job.pk}", misses=others_codes)
         return Response(s.JobSerializer(job).data)
+
+
+# --- API keys --------------------------------------------------------------------------------
+
+
+class ApiKeysApi(ApiView):
+    required_scope = "keys"
+    secret_fields = ("key",)
+
+    @extend_schema(
+        operation_id="listApiKeys",
+        summary="List the owner's API keys",
+        responses={200: s.ApiKeySerializer(many=True)},
+    )
+    def get(self, request):
+        keys = selectors.api_keys_of(self.owner).order_by("-id")
+        return _paginated(self, keys, s.ApiKeySerializer)
+
+    @extend_schema(
+        operation_id="createApiKey",
+        summary="Create an API key",
+        description="For the key's own owner, with scopes the key holds itself. The answer carries the full key "
+        "(`key`); it is never shown again.",
+        request=s.ApiKeyInSerializer,
+        responses={201: s.ApiKeyCreatedSerializer},
+    )
+    def post(self, request):
+        fields = _valid(s.ApiKeyInSerializer, request.data)
+        key, token = services.api_key_create_with(acting=request.auth, **fields)
+        audit_record(api_key=request.auth, action="api_key.create", obj=key, changes=fields)
+        return Response({**s.ApiKeyCreatedSerializer(key).data, "key": token}, status=status.HTTP_201_CREATED)
+
+
+def _api_key_answer(key: ApiKey) -> Response:
+    return Response(s.ApiKeySerializer(key).data)
+
+
+class ApiKeyApi(ApiView):
+    required_scope = "keys"
+
+    @extend_schema(operation_id="getApiKey", summary="Get an API key", responses={200: s.ApiKeySerializer})
+    def get(self, request, key_id: int):
+        return _api_key_answer(selectors.api_key_get(owner=self.owner, key_id=key_id))
+
+
+class ApiKeyRevokeApi(ApiView):
+    required_scope = "keys"
+
+    @extend_schema(
+        operation_id="revokeApiKey",
+        summary="Revoke an API key",
+        description="Refused everywhere within API_KEY_CACHE_SECONDS (at once by the process answering). "
+        "Revoking a revoked key changes nothing.",
+        request=None,
+        responses={200: s.ApiKeySerializer},
+    )
+    def post(self, request, key_id: int):
+        key = selectors.api_key_get(owner=self.owner, key_id=key_id)
+        if services.api_key_revoke(key=key, acting=request.auth):
+            audit_record(api_key=request.auth, action="api_key.revoke", obj=key)
+        return _api_key_answer(key)

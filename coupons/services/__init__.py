@@ -5,7 +5,7 @@ subject, and this package names them all.
 """
 
 from coupons.services.amounts import CENT, MAX_AMOUNT, to_amount
-from coupons.services.api_keys import api_key_create, api_key_token
+from coupons.services.api_keys import api_key_create, api_key_create_with, api_key_revoke, api_key_token
 from coupons.services.codes import (
     codes_capacity_check,
     coupon_deactivate,
@@ -80,4 +80,6 @@ __all__ = [
     "members_without_live_code",
     "api_key_token",
     "api_key_create",
+    "api_key_create_with",
+    "api_key_revoke",
 ]

@@ -226,20 +226,71 @@ def test_an_import_is_all_or_nothing_and_names_every_bad_row(offer, member):
     assert not Event.objects.filter(offer=offer).exists()
 
 
+# The same sheet as each of Excel's "Save as" choices writes it: CRLF lines, a note column with text outside ASCII.
+SHEET = [["Code", "Member ID", "Expiry", "Note"], ["XL-0001", "{member}", "2031-06-30", "Café crème – 5€ off"],
+         ["XL-0002", "", "", "naïve"]]  # fmt: skip
+
+
+def excel_saved(encoding: str, delimiter: str, bom: bytes = b"", member_id: int = 0) -> bytes:
+    lines = [delimiter.join(cell.format(member=member_id) for cell in row) for row in SHEET]
+    return bom + "".join(line + "\r\n" for line in lines).encode(encoding)
+
+
+EXCEL_FILES = {
+    "CSV UTF-8 (comma delimited)": ("utf-8", ",", "\ufeff".encode()),
+    "CSV (comma delimited), Windows": ("cp1252", ",", b""),
+    "CSV (semicolon), a European Windows": ("cp1252", ";", b""),
+    "Unicode text (UTF-16 LE with BOM, tabs)": ("utf-16-le", "\t", b"\xff\xfe"),
+    "UTF-16 LE without BOM, tabs": ("utf-16-le", "\t", b""),
+    "UTF-16 BE with BOM, commas": ("utf-16-be", ",", b"\xfe\xff"),
+    "UTF-16 BE without BOM, semicolons": ("utf-16-be", ";", b""),
+    "UTF-8 without BOM, tabs": ("utf-8", "\t", b""),
+}
+
+
+@pytest.mark.parametrize("saved_as", list(EXCEL_FILES))
+def test_a_file_as_excel_saves_it_is_imported_in_every_encoding_and_separator(offer, member, saved_as):
+    encoding, delimiter, bom = EXCEL_FILES[saved_as]
+    data = excel_saved(encoding, delimiter, bom, member.id)
+    assert import_(offer, data).imported == 2
+    first, second = Coupon.objects.filter(offer=offer).order_by("code")
+    assert (first.code, first.member, second.code, second.member) == ("XL-0001", member, "XL-0002", None)
+    assert first.expires_at.date().isoformat() in (
+        "2031-06-30",
+        "2031-07-01",
+    )  # end of the day in the site's zone
+
+
+def test_a_windows_1252_code_outside_ascii_is_refused_as_a_code_not_as_an_encoding(offer):
+    assert rejected(offer, "code\r\nOK1\r\nCAFÉ1\r\n".encode("cp1252")) == [(3, "CAFÉ1", "bad_characters")]
+
+
 @pytest.mark.parametrize(
     "data, says",
     [
-        ("code\nCAFÉ1\n".encode("utf-16"), "UTF-16"),
-        ("code\nCAFÉ1\n".encode("utf-16-le"), "UTF-16"),
-        ("code\nCAFÉ1\n".encode("utf-16-be"), "UTF-16"),
-        (b"code\nOK1\nCAF\xc91\n", "line 3 holds the byte 0xC9"),
+        ("code\nOK1\n".encode("utf-32"), "UTF-32"),
+        (b"PK\x03\x04\x14\x00\x06\x00" + b"\x00" * 40, "Excel workbook"),
+        ("code\nOK1\n".encode("utf-32-le"), "NUL"),  # UTF-32 without its BOM
+        (b"code\nOK1\n\x81\n", "Byte 0x81"),  # undefined in Windows-1252, and not UTF-8
+        ("code\nOK1\n".encode("utf-16-le") + b"\x00", "offset"),  # odd length: cut in a character
+        (b"\xff\xfe" + "code\nOK".encode("utf-16-le") + b"\x00\xd8" + "1\n".encode("utf-16-le"), "offset"),
+    ],
+    ids=[
+        "utf-32",
+        "xlsx",
+        "utf-32-without-bom",
+        "undefined-cp1252-byte",
+        "truncated-utf-16",
+        "lone-surrogate-utf-16",
     ],
 )
-def test_a_file_that_is_not_utf8_is_refused_saying_how_to_fix_it(offer, data, says):
+def test_a_file_in_another_encoding_is_refused_naming_the_encodings_accepted(offer, data, says):
     with pytest.raises(ApplicationError) as error:
         import_(offer, data)
-    assert error.value.status == 400 and says in error.value.message and "CSV UTF-8" in error.value.message
-    assert error.value.fields == {"file": ["not_utf8"]}
+    assert error.value.status == 400 and error.value.fields == {"file": ["unsupported_encoding"]}
+    assert says in error.value.message
+    assert "UTF-8, Windows-1252 or UTF-16" in error.value.message and "Unicode text" in error.value.message
+    assert not Coupon.objects.exists()
 
 
 @pytest.mark.parametrize(
@@ -330,8 +381,13 @@ def test_the_admin_import_view_lists_refused_rows_and_imports_a_good_file(admin_
     assert (
         bad.status_code == 200 and b"already appears on row 1" in bad.content and not Coupon.objects.exists()
     )
-    latin = admin_client.post(url, {"file": named(b"CAF\xc9\n")})
-    assert b"not UTF-8" in latin.content
+    utf32 = admin_client.post(url, {"file": named("OK1\n".encode("utf-32"))})
+    assert b"UTF-8, Windows-1252 or UTF-16" in utf32.content and not Coupon.objects.exists()
+    unicode_text = admin_client.post(
+        url, {"file": named("\ufeffcode\tnote\r\nUTF16A\tCafé\r\n".encode("utf-16-le"))}
+    )
+    assert unicode_text.status_code == 302 and Coupon.objects.get().code == "UTF16A"
+    Coupon.objects.all().delete()
 
     good = admin_client.post(url, {"file": named(b"code\nADMIN1\nADMIN2\n")}, follow=True)
     assert b"2 codes imported." in good.content

@@ -1,6 +1,7 @@
 """Codes over the API: Redcat-style creation, listing with filters, issue, the Talon.One GET, query and view."""
 
 from datetime import timedelta
+from io import BytesIO
 
 import pytest
 from django.utils import timezone
@@ -76,13 +77,13 @@ def test_it_lists_codes_filtered_by_status_member_and_job(api, offer, member):
     past = factories.CouponFactory(offer=offer, expires_at=timezone.now() - timedelta(minutes=1))
     used = factories.CouponFactory(offer=offer, status="redeemed", times_redeemed=1)
     url = f"/api/v1/offers/{offer.id}/coupons/"
-    assert api.get(url).json()["count"] == 3
+    assert len(api.get(url).json()["results"]) == 3
     assert [c["id"] for c in api.get(url + "?status=active").json()["results"]] == [live.id]
     expired = api.get(url + "?status=expired").json()["results"]
     assert [c["id"] for c in expired] == [past.id] and expired[0]["status"] == "expired"
     assert [c["id"] for c in api.get(url + "?status=redeemed").json()["results"]] == [used.id]
     assert [c["id"] for c in api.get(url + f"?member={member.id}").json()["results"]] == [live.id]
-    assert api.get(url + "?job=1").json()["count"] == 0
+    assert api.get(url + "?job=1").json()["results"] == []
     assert "status" in assert_error(api.get(url + "?status=lost"), 400, "invalid_request")["fields"]
     assert "member" in assert_error(api.get(url + "?member=abc"), 400, "invalid_request")["fields"]
 
@@ -167,3 +168,18 @@ def test_viewing_a_code_records_the_first_view_only(api, coupon):
     again = api.post(f"/api/v1/codes/{coupon.code}/view", {}, format="json")
     assert again.json()["viewed_at"] == first.json()["viewed_at"]
     assert_error(api.post("/api/v1/codes/NOSUCHCODE/view", {}, format="json"), 404, "not_found")
+
+
+def test_the_import_endpoint_takes_excels_unicode_text_and_names_the_encodings_it_refuses(api, offer):
+    url = f"/api/v1/offers/{offer.id}/codes/import"
+    unicode_text = BytesIO("\ufeffcode\tnote\r\nUNI-1\tCafé\r\n".encode("utf-16-le"))
+    unicode_text.name = "codes.txt"
+    assert api.post(url, {"file": unicode_text}, format="multipart").status_code == 201
+    windows = "code;note\r\nWIN-1;5€ off\r\n".encode("cp1252")
+    assert api.post(url, windows, content_type="text/csv").status_code == 201
+    assert set(Coupon.objects.filter(offer=offer).values_list("code", flat=True)) == {"UNI-1", "WIN-1"}
+    refused = assert_error(
+        api.post(url, "code\nX1\n".encode("utf-32"), content_type="text/csv"), 400, "invalid_request"
+    )
+    assert refused["fields"] == {"file": ["unsupported_encoding"]}
+    assert "UTF-8, Windows-1252 or UTF-16" in refused["message"]

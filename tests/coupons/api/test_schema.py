@@ -12,6 +12,7 @@ from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 
 from coupons import jobs
+from coupons.services import api_key_create
 from tests import factories
 
 OBJECT_PARAMETERS = ("offer_id", "redemption_id", "member_id", "job_id", "code")
@@ -125,6 +126,7 @@ def edge_world(make_client, merchant, site, member):
         "offer_id": offer.id, "code": coupon.code, "member_id": member.id, "job_id": jobs.job_generate_start(
             offer=offer, count=2).id, "redemption_id": factories.RedemptionFactory(coupon=used, member=member).id,
         "subscription_id": subscription.id, "delivery_id": DeliveryFactory(subscription=subscription).id,
+        "key_id": api_key_create(merchant=merchant, scopes=["read"])[0].id,  # not the caller's: revoke must not end it
     }  # fmt: skip
     bodies = {
         ("POST", "/api/v1/offers/"): {"name": "x", "coupon_type": "fixedAmount", "discount_value": "5.00"},
