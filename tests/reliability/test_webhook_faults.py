@@ -146,7 +146,9 @@ def test_redis_restarted_under_two_clusters_loses_nothing_and_schedules_fire_onc
     stack.redis.start()
 
     wait_until(lambda: all_succeeded(stack, before + during), 50, "every delivery")
-    wait_until(lambda: stack.scalar("SELECT count(*) FROM schedule_ticks") >= 1, 50, "the schedulers' first tick")
+    wait_until(
+        lambda: stack.scalar("SELECT count(*) FROM schedule_ticks") >= 1, 50, "the schedulers' first tick"
+    )
     time.sleep(2)  # both schedulers' ticks are over
     assert time.monotonic() - started < 55, "a second scheduler tick could have fired the probe again"
     assert all(cluster.alive for cluster in clusters)
