@@ -37,10 +37,16 @@ def test_a_generation_job_whose_worker_is_killed_resumes_to_exactly_n_codes(make
     # Kill the runner while the job is part done: some chunks committed, at least one in progress.
     wait_until(lambda: job_state(stack, job_id)[1] >= 2 * CHUNK, 60, "two chunks done", interval=0.01)
     bulk.kill()
-    state, done, total = job_state(stack, job_id)
+    # One snapshot of progress and codes: a chunk whose COMMIT reached PostgreSQL just before the kill may
+    # still land after it, so two separate reads could straddle it.
+    state, done, total, stored = stack.sql(
+        "SELECT state, done, total, (SELECT count(*) FROM coupons_coupon WHERE offer_id = %s)"
+        " FROM coupons_job WHERE id = %s",
+        (offer_id, job_id),
+    )[0]
     assert state == "running" and 0 < done < total == CODES, (state, done, total)
     # Whatever the killed runner had half written was rolled back with its transaction.
-    assert stack.scalar("SELECT count(*) FROM coupons_coupon WHERE offer_id = %s", (offer_id,)) == done
+    assert stored == done
 
     stack.cluster("bulk-b", Q_CLUSTER_NAME="bulk")
     time.sleep(1.1)  # the job's heartbeat is now older than JOB_STALE_SECONDS
