@@ -12,6 +12,9 @@ class CouponsConfig(AppConfig):
     def ready(self) -> None:
         from config.schedules import schedules_ensure
 
+        # The job kinds that live outside the job engine register their chunk handlers when imported.
+        from coupons import csv_io  # noqa: F401
+
         post_migrate.connect(schedules_ensure, sender=self, dispatch_uid="schedules_ensure")
 
         from django_q.signals import post_execute_in_worker, pre_enqueue, pre_execute

@@ -488,3 +488,7 @@ def _rows_for_insert(
         rows.discount_types = [d[0] for d in draws]
         rows.discount_values = [d[1] for d in draws]
     return rows, issued[0]
+
+
+# An import job's chunks are read and checked here, before their transaction, then written.
+jobs.CHUNK_PREPARE[Job.Kind.IMPORT] = lambda job, chunk: codes_import_chunk_prepare(job=job, chunk=chunk)

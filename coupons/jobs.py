@@ -362,13 +362,6 @@ def _generate_chunk(job: Job, chunk: JobChunk) -> int:
     return bulk.coupons_generate(offer=offer, job=job, members=members)
 
 
-def _import_prepare(job: Job, chunk: JobChunk) -> Callable[[], int]:
-    # csv_io starts import jobs from here, so it is imported when an import chunk runs, not before.
-    from coupons.csv_io import codes_import_chunk_prepare
-
-    return codes_import_chunk_prepare(job=job, chunk=chunk)
-
-
 def _limits_chunk(job: Job, chunk: JobChunk) -> int:
     size = job.params["ids_per_chunk"]
     is_last = not JobChunk.objects.filter(job=job, index__gt=chunk.index).exists()
@@ -387,6 +380,5 @@ CHUNK_WORK: dict[str, Callable[[Job, JobChunk], int]] = {
     Job.Kind.LIMITS: _limits_chunk,
 }
 # Kinds whose chunk reads and checks its input before the transaction; the writing it returns runs inside.
-CHUNK_PREPARE: dict[str, Callable[[Job, JobChunk], Callable[[], int]]] = {
-    Job.Kind.IMPORT: _import_prepare,
-}
+# The engine knows no such kind itself: the module that owns one registers it (csv_io: imports).
+CHUNK_PREPARE: dict[str, Callable[[Job, JobChunk], Callable[[], int]]] = {}
