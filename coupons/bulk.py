@@ -21,7 +21,8 @@ from coupons.errors import ApplicationError, invalid
 from coupons.models import Coupon, Job, Member, MemberProfile, Offer
 from coupons.selectors import member_profiles_for_offer
 from webhooks.models import Event
-from webhooks.outbox import deliveries_add, subscriptions_matching
+from webhooks.outbox import deliveries_add
+from webhooks.routing import subscriptions_matching
 
 STAGE_TABLE = "coupon_stage"
 # Per-row columns of the staging table; everything else about a new coupon is the same for the whole batch.

@@ -6,9 +6,7 @@ from django.utils import timezone
 from coupons.prepared import PreparedInsert
 from webhooks import doorbell
 from webhooks.models import Delivery, Event, Subscription
-from webhooks.routing import route_cache, subscription_ids_matching, subscriptions_matching
-
-__all__ = ["deliveries_add", "event_record", "message_id_for", "subscriptions_matching"]
+from webhooks.routing import route_cache, subscription_ids_matching
 
 _INSERT_EVENT = PreparedInsert(Event)  # every redemption records one
 

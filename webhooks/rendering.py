@@ -5,16 +5,14 @@ from datetime import datetime
 from django.conf import settings
 
 from webhooks.formats import EventMessage, Rendered, get_format
-from webhooks.models import Delivery, Subscription
+from webhooks.models import Delivery
 from webhooks.signing import signature_headers
 from webhooks.validation import RESERVED_HEADERS
 
 
-def delivery_request(
-    delivery: Delivery, *, sent_at: datetime, subscription: Subscription | None = None
-) -> Rendered:
+def delivery_request(delivery: Delivery, *, sent_at: datetime) -> Rendered:
     """Render and sign one delivery as it goes out now."""
-    subscription, event = subscription or delivery.subscription, delivery.event
+    subscription, event = delivery.subscription, delivery.event
     message = EventMessage(id=str(event.uuid), type=event.type, created_at=event.created_at, data=event.data)
     rendered = get_format(subscription.format).render(
         message, url=subscription.url, http_method=subscription.http_method, params=subscription.params

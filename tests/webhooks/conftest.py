@@ -4,6 +4,11 @@ import pytest
 
 from coupons import services as coupon_services
 from tests import factories
+from webhooks import retries
+from webhooks.client import send
+from webhooks.models import Delivery
+from webhooks.recording import Sent
+from webhooks.rendering import delivery_request
 from webhooks.routing import route_cache
 
 from .factories import SubscriptionFactory
@@ -50,3 +55,10 @@ def quick_timeouts(settings):
     settings.WEBHOOKS_CONNECT_TIMEOUT = 1.0
     settings.WEBHOOKS_TOTAL_TIMEOUT = 0.5
     return settings
+
+
+def sent_now(delivery: Delivery) -> Sent:
+    """A claimed delivery sent for real, as the dispatcher hands its result to the record."""
+    request = delivery_request(delivery, sent_at=retries.clock())
+    result = send(request, connect_timeout=2, total_timeout=5)
+    return Sent(delivery, request, result, started_at=retries.clock(), finished_at=retries.clock())

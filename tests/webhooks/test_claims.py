@@ -10,12 +10,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from webhooks import retries
-from webhooks.client import send
 from webhooks.models import Attempt, Delivery
-from webhooks.recording import Sent, results_record
-from webhooks.rendering import delivery_request
+from webhooks.recording import results_record
 from webhooks.transport import claim_window, deliveries_claim, deliveries_send_due
 
+from .conftest import sent_now
 from .factories import DeliveryFactory, SubscriptionFactory
 
 
@@ -45,12 +44,6 @@ def test_a_claim_reports_the_subscriptions_that_ran_out_of_due_deliveries(db, su
     assert (len(claimed), exhausted) == (2, set())
     claimed, exhausted = deliveries_claim(wants={subscription.id: 2}, now=retries.clock(), token=uuid.uuid4())
     assert (len(claimed), exhausted) == (1, {subscription.id})
-
-
-def sent_now(delivery: Delivery) -> Sent:
-    request = delivery_request(delivery, sent_at=retries.clock())
-    result = send(request, connect_timeout=2, total_timeout=5)
-    return Sent(delivery, request, result, started_at=retries.clock(), finished_at=retries.clock())
 
 
 def test_a_sender_whose_claim_was_taken_over_does_not_overwrite_the_new_senders_outcome(

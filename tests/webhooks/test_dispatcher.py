@@ -10,13 +10,12 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from webhooks import retries
-from webhooks.client import send
 from webhooks.models import Attempt, Delivery, Event, Subscription
-from webhooks.recording import Sent, results_record
-from webhooks.rendering import delivery_request
+from webhooks.recording import results_record
 from webhooks.services import deliveries_purge, subscription_delete
 from webhooks.transport import deliveries_claim, deliveries_send_due
 
+from .conftest import sent_now
 from .factories import DeliveryFactory, EventFactory, SubscriptionFactory
 
 pytestmark = pytest.mark.django_db
@@ -156,12 +155,6 @@ def test_retries_fall_due_on_the_controllable_clock_and_not_before(receiver, sub
     assert deliveries_send_due() == 1
     attempt = Attempt.objects.order_by("id").last()
     assert attempt.due_at == due and attempt.started_at - due < timedelta(seconds=1)
-
-
-def sent_now(delivery: Delivery) -> Sent:
-    request = delivery_request(delivery, sent_at=retries.clock())
-    result = send(request, connect_timeout=2, total_timeout=5)
-    return Sent(delivery, request, result, started_at=retries.clock(), finished_at=retries.clock())
 
 
 def claimed(*subscriptions: Subscription, token) -> list[Delivery]:
